@@ -1,0 +1,278 @@
+//! The builder: librdkafka properties plus the producer's own settings, and
+//! the checks that turn bad configuration into an error that names it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::config::{ClientConfig, NativeClientConfig};
+use rdkafka::error::KafkaError;
+
+use crate::error::Error;
+use crate::producer::AioProducer;
+
+/// librdkafka's `queue.buffering.max.messages` default, which is also our
+/// default bound on records in flight.
+const DEFAULT_MAX_IN_FLIGHT: usize = 100_000;
+
+/// Shown instead of a secret's value.
+const REDACTED: &str = "[redacted]";
+
+/// Whether a property holds a secret that must never be printed.
+pub(crate) fn is_secret(key: &str) -> bool {
+    key.contains("password")
+        || key.contains("secret")
+        || key.contains("jaas")
+        || key == "ssl.key.pem"
+        || key == "sasl.oauthbearer.config"
+}
+
+/// The settings a producer is built from; see [`AioProducer::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let builder = aioproducer::AioProducer::builder()
+///     .bootstrap_servers("127.0.0.1:9092")
+///     .set("acks", "all")
+///     .set("sasl.password", "hunter2")
+///     .workers(2)
+///     .batch_size(1000)
+///     .buffer_timeout(Duration::from_millis(50));
+/// // Secrets never appear in Debug output.
+/// assert!(!format!("{builder:?}").contains("hunter2"));
+/// ```
+#[derive(Clone)]
+pub struct AioProducerBuilder {
+    pub(crate) properties: BTreeMap<String, String>,
+    pub(crate) workers: usize,
+    pub(crate) ring_capacity: usize,
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) buffer_timeout: Duration,
+    pub(crate) drop_timeout: Duration,
+}
+
+impl Default for AioProducerBuilder {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self {
+            properties: BTreeMap::new(),
+            workers: (cores / 2).clamp(1, 4),
+            ring_capacity: 8192,
+            batch_size: None,
+            buffer_timeout: Duration::from_millis(100),
+            drop_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for AioProducerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { REDACTED } else { v.as_str() }))
+            .collect();
+        f.debug_struct("AioProducerBuilder")
+            .field("properties", &properties)
+            .field("workers", &self.workers)
+            .field("ring_capacity", &self.ring_capacity)
+            .field("batch_size", &self.batch_size)
+            .field("buffer_timeout", &self.buffer_timeout)
+            .field("drop_timeout", &self.drop_timeout)
+            .finish()
+    }
+}
+
+impl AioProducerBuilder {
+    /// The brokers to bootstrap from (`bootstrap.servers`).
+    pub fn bootstrap_servers(self, servers: impl Into<String>) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// Sets any librdkafka producer property (see librdkafka's
+    /// `CONFIGURATION.md`). Checked by [`build`](Self::build).
+    ///
+    /// `queue.buffering.max.messages` also sets the producer's bound on
+    /// records in flight. `enable.idempotence` defaults to `true` here (as
+    /// in the Java client), unlike librdkafka's `false`.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Number of worker threads that hand records to librdkafka (default:
+    /// half the cores, 1 to 4).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
+        self
+    }
+
+    /// Capacity of each worker's ring (default 8192). A full ring is
+    /// backpressure: `produce` waits, `try_produce` hands the record back.
+    pub fn ring_capacity(mut self, capacity: usize) -> Self {
+        self.ring_capacity = capacity;
+        self
+    }
+
+    /// Hold records in the worker until it has `records` of them or
+    /// [`buffer_timeout`](Self::buffer_timeout) passes (the Python
+    /// AIOProducer's batching). Unset (the default), a worker hands records
+    /// over as soon as its ring is drained: no added latency at low load,
+    /// large batches at high load.
+    pub fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = Some(records);
+        self
+    }
+
+    /// The longest a record waits in the worker's batch before it is handed
+    /// to librdkafka, when [`batch_size`](Self::batch_size) is set
+    /// (default 100 ms). Enforced by the timer thread.
+    pub fn buffer_timeout(mut self, timeout: Duration) -> Self {
+        self.buffer_timeout = timeout;
+        self
+    }
+
+    /// How long dropping the producer without [`AioProducer::close`] waits
+    /// for outstanding records before failing them with
+    /// [`Error::Purged`] (default 5 s).
+    pub fn drop_timeout(mut self, timeout: Duration) -> Self {
+        self.drop_timeout = timeout;
+        self
+    }
+
+    /// Checks the configuration and starts the producer's threads.
+    ///
+    /// Fails with [`Error::Config`] naming the first property librdkafka or
+    /// the producer refuses.
+    pub fn build(self) -> Result<AioProducer, Error> {
+        AioProducer::start(self)
+    }
+
+    /// Checks our own settings and assembles librdkafka's.
+    pub(crate) fn client_config(&self) -> Result<(ClientConfig, usize), Error> {
+        let own = |key: &str, value: String, reason: &str| Error::Config {
+            key: key.into(),
+            value,
+            reason: reason.into(),
+        };
+        if self.workers == 0 || self.workers > 64 {
+            return Err(own("workers", self.workers.to_string(), "must be 1 to 64"));
+        }
+        if self.ring_capacity == 0 {
+            return Err(own("ring_capacity", "0".into(), "must be at least 1"));
+        }
+        if self.batch_size == Some(0) {
+            return Err(own("batch_size", "0".into(), "must be at least 1"));
+        }
+        if self.properties.get("delivery.report.only.error").map(String::as_str) == Some("true") {
+            return Err(own(
+                "delivery.report.only.error",
+                "true".into(),
+                "every record's future needs its delivery report",
+            ));
+        }
+        for (key, value) in &self.properties {
+            if key.contains('\0') || value.contains('\0') {
+                let value = if is_secret(key) { REDACTED.into() } else { value.clone() };
+                return Err(own(key, value, "contains a NUL byte"));
+            }
+        }
+        let max_in_flight = match self.properties.get("queue.buffering.max.messages") {
+            None => DEFAULT_MAX_IN_FLIGHT,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=u32::MAX as usize).contains(n))
+                .ok_or_else(|| {
+                    own(
+                        "queue.buffering.max.messages",
+                        v.clone(),
+                        "must be a whole number from 1 to 4294967295",
+                    )
+                })?,
+        };
+
+        let mut config = ClientConfig::new();
+        config.set("enable.idempotence", "true");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config.set("queue.buffering.max.messages", max_in_flight.to_string());
+        Ok((config, max_in_flight))
+    }
+}
+
+/// Builds librdkafka's native configuration, naming the refused property.
+pub(crate) fn native_config(config: &ClientConfig) -> Result<NativeClientConfig, Error> {
+    config.create_native_config().map_err(|e| match e {
+        KafkaError::ClientConfig(_, reason, key, value) => {
+            let (value, reason) = if is_secret(&key) {
+                let reason = if value.is_empty() {
+                    reason
+                } else {
+                    reason.replace(&value, REDACTED)
+                };
+                (REDACTED.to_string(), reason)
+            } else {
+                (value, reason)
+            };
+            Error::Config { key, value, reason }
+        }
+        other => Error::Client(other.to_string()),
+    })
+}
+
+/// Reads a property back from the native configuration (librdkafka's value,
+/// default included).
+pub(crate) fn native_get(native: &NativeClientConfig, key: &str) -> Result<String, Error> {
+    native.get(key).map_err(|e| Error::Config {
+        key: key.into(),
+        value: String::new(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_property_is_named() {
+        let builder = AioProducerBuilder::default().set("no.such.property", "1");
+        let (config, _) = builder.client_config().unwrap();
+        let Err(err) = native_config(&config) else {
+            panic!("an unknown property must be refused")
+        };
+        match &err {
+            Error::Config { key, value, .. } => {
+                assert_eq!(key, "no.such.property");
+                assert_eq!(value, "1");
+            }
+            other => panic!("expected a config error, got {other:?}"),
+        }
+        assert!(err.to_string().contains("no.such.property"), "{err}");
+    }
+
+    #[test]
+    fn secret_values_are_redacted_in_errors_and_debug() {
+        let builder = AioProducerBuilder::default().set("sasl.password", "hunter2\0");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let err = builder.client_config().unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("sasl.password"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn own_settings_are_checked() {
+        for builder in [
+            AioProducerBuilder::default().workers(0),
+            AioProducerBuilder::default().ring_capacity(0),
+            AioProducerBuilder::default().batch_size(0),
+            AioProducerBuilder::default().set("queue.buffering.max.messages", "lots"),
+            AioProducerBuilder::default().set("delivery.report.only.error", "true"),
+        ] {
+            assert!(matches!(builder.client_config(), Err(Error::Config { .. })));
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Errors: one enum for everything that can go wrong, and the two wrappers
+//! that hand a record back to its owner when it could not be produced or
+//! delivered.
+
+use std::fmt;
+
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::record::Record;
+
+/// What went wrong.
+///
+/// Every variant names the offending value where there is one. Variants that
+/// come from librdkafka keep its error code ([`Error::kafka_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration property was refused: unknown key, bad value, or a
+    /// combination librdkafka rejects. Secret values are shown as
+    /// `[redacted]`.
+    Config {
+        /// The property name.
+        key: String,
+        /// The value as given, or `[redacted]` for secrets.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// librdkafka refused to create the client.
+    Client(String),
+    /// The topic name is not a valid Kafka topic name.
+    InvalidTopic {
+        /// The name as given (control characters escaped when displayed).
+        topic: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// An explicit partition was negative.
+    InvalidPartition(i32),
+    /// An explicit timestamp was not a positive number of milliseconds.
+    InvalidTimestamp(i64),
+    /// The record is larger than `message.max.bytes` allows (the size counts
+    /// key, payload, headers and per-record framing, as librdkafka does).
+    RecordTooLarge {
+        /// The record's size on the wire, in bytes.
+        size: usize,
+        /// The configured `message.max.bytes`.
+        max: usize,
+    },
+    /// No room right now (only from the non-waiting `try_*` calls).
+    QueueFull,
+    /// The producer is closed or closing.
+    Closed,
+    /// The record was removed by `purge()` (or by a drop that ran out of time)
+    /// before it was delivered. It may still have reached the broker if it
+    /// was in flight; see [`DeliveryError::possibly_persisted`].
+    Purged,
+    /// librdkafka or the broker reported an error.
+    Kafka {
+        /// librdkafka's error code.
+        code: RDKafkaErrorCode,
+        /// Context, when librdkafka gave more than the code.
+        detail: Option<String>,
+    },
+}
+
+impl Error {
+    pub(crate) fn kafka(code: RDKafkaErrorCode) -> Self {
+        match code {
+            RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight => Error::Purged,
+            code => Error::Kafka { code, detail: None },
+        }
+    }
+
+    /// The librdkafka error code, for errors that came from librdkafka.
+    pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            Error::Kafka { code, .. } => Some(*code),
+            Error::RecordTooLarge { .. } => Some(RDKafkaErrorCode::MessageSizeTooLarge),
+            Error::QueueFull => Some(RDKafkaErrorCode::QueueFull),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same record again may succeed (a timeout, a leader
+    /// change, a full queue), as opposed to a permanent rejection.
+    pub fn is_retriable(&self) -> bool {
+        use RDKafkaErrorCode as C;
+        match self {
+            Error::QueueFull => true,
+            Error::Kafka { code, .. } => matches!(
+                code,
+                C::MessageTimedOut
+                    | C::OperationTimedOut
+                    | C::RequestTimedOut
+                    | C::BrokerTransportFailure
+                    | C::AllBrokersDown
+                    | C::QueueFull
+                    | C::LeaderNotAvailable
+                    | C::NotLeaderForPartition
+                    | C::BrokerNotAvailable
+                    | C::ReplicaNotAvailable
+                    | C::NetworkException
+                    | C::NotEnoughReplicas
+                    | C::NotEnoughReplicasAfterAppend
+                    | C::KafkaStorageError
+                    | C::NotController
+                    | C::CoordinatorLoadInProgress
+                    | C::CoordinatorNotAvailable
+                    | C::NotCoordinator
+                    | C::UnknownTopicOrPartition
+                    | C::FencedLeaderEpoch
+                    | C::UnknownLeaderEpoch
+                    | C::OffsetNotAvailable
+                    | C::PreferredLeaderNotAvailable
+                    | C::ThrottlingQuotaExceeded
+                    | C::ConcurrentTransactions
+                    | C::Retry
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether the producer instance can no longer produce (librdkafka raised
+    /// a fatal error, e.g. the idempotent producer lost its sequence).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::Kafka {
+                code: RDKafkaErrorCode::Fatal
+                    | RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::Fenced,
+                ..
+            }
+        )
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config { key, value, reason } => {
+                write!(f, "invalid configuration {key}={value:?}: {reason}")
+            }
+            Error::Client(reason) => write!(f, "could not create the Kafka client: {reason}"),
+            Error::InvalidTopic { topic, reason } => {
+                write!(f, "invalid topic name {topic:?}: {reason}")
+            }
+            Error::InvalidPartition(p) => {
+                write!(f, "invalid partition {p}: a partition is 0 or more")
+            }
+            Error::InvalidTimestamp(ts) => write!(
+                f,
+                "invalid timestamp {ts}: a timestamp is a positive number of milliseconds \
+                 since the Unix epoch (librdkafka reads 0 as \"now\")"
+            ),
+            Error::RecordTooLarge { size, max } => write!(
+                f,
+                "record of {size} bytes (key, payload, headers and framing) exceeds \
+                 message.max.bytes={max}"
+            ),
+            Error::QueueFull => f.write_str("the producer's queue is full"),
+            Error::Closed => f.write_str("the producer is closed"),
+            Error::Purged => f.write_str("the record was purged before delivery"),
+            Error::Kafka { code, detail } => {
+                write!(f, "Kafka error {code:?}: {code}")?;
+                if let Some(detail) = detail {
+                    write!(f, " ({detail})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A record that could not be accepted, handed back with the reason.
+///
+/// Returned by [`AioProducer::produce`](crate::AioProducer::produce) and
+/// [`AioProducer::try_produce`](crate::AioProducer::try_produce): nothing is
+/// lost, the caller gets its record back to retry, reroute or drop.
+#[derive(Debug)]
+pub struct ProduceError {
+    error: Error,
+    record: Record,
+}
+
+impl ProduceError {
+    pub(crate) fn new(error: Error, record: Record) -> Self {
+        Self { error, record }
+    }
+
+    /// Why the record was refused.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The refused record.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Takes the record back.
+    pub fn into_record(self) -> Record {
+        self.record
+    }
+
+    /// Splits into the reason and the record.
+    pub fn into_parts(self) -> (Error, Record) {
+        (self.error, self.record)
+    }
+}
+
+impl fmt::Display for ProduceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record for topic {:?} not accepted: {}", self.record.topic(), self.error)
+    }
+}
+
+impl std::error::Error for ProduceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Whether a failed record may nevertheless be in the broker's log
+/// (librdkafka's `rd_kafka_msg_status_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// The record never reached a broker: retrying cannot duplicate it.
+    NotPersisted,
+    /// The record was sent but not acknowledged: it may be in the log.
+    PossiblyPersisted,
+    /// The broker acknowledged the record.
+    Persisted,
+}
+
+/// A record that was accepted but not delivered, handed back with the reason.
+#[derive(Debug)]
+pub struct DeliveryError {
+    error: Error,
+    persistence: Persistence,
+    record: Record,
+}
+
+impl DeliveryError {
+    pub(crate) fn new(error: Error, persistence: Persistence, record: Record) -> Self {
+        Self {
+            error,
+            persistence,
+            record,
+        }
+    }
+
+    /// Why the record was not delivered.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// Whether the record may be in the log anyway (it was in flight when it
+    /// timed out or was purged). Retrying such a record without idempotence
+    /// may duplicate it.
+    pub fn possibly_persisted(&self) -> bool {
+        self.persistence != Persistence::NotPersisted
+    }
+
+    /// librdkafka's verdict on where the record got to.
+    pub fn persistence(&self) -> Persistence {
+        self.persistence
+    }
+
+    /// The undelivered record.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Takes the record back.
+    pub fn into_record(self) -> Record {
+        self.record
+    }
+
+    /// Splits into the reason and the record.
+    pub fn into_parts(self) -> (Error, Record) {
+        (self.error, self.record)
+    }
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record for topic {:?} not delivered: {}", self.record.topic(), self.error)
+    }
+}
+
+impl std::error::Error for DeliveryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}

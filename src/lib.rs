@@ -1,0 +1,123 @@
+//! A lock-free, allocation-free asynchronous Kafka producer over librdkafka.
+//!
+//! `aioproducer` is the Rust counterpart of Python's
+//! `confluent_kafka.aio.AIOProducer`: callers on any thread or async runtime
+//! hand records over and get a future per record that resolves to its
+//! delivery report ([`Delivery`]: partition, offset, timestamp) or to a
+//! [`DeliveryError`] that hands the record back. The same parts as the
+//! original (a buffer, batching workers, a pool of delivery contexts, a
+//! buffer-timeout timer) are here made lock-free and native.
+//!
+//! # Example
+//!
+//! ```
+//! use aioproducer::{AioProducer, EmbeddedCluster, Record};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // An in-process Kafka cluster; point `bootstrap_servers` at a real one instead.
+//! let cluster = EmbeddedCluster::new(1)?;
+//! cluster.create_topic("orders", 6)?;
+//!
+//! let producer = AioProducer::builder()
+//!     .bootstrap_servers(cluster.bootstrap_servers())
+//!     .set("acks", "all")
+//!     .build()?;
+//!
+//! futures::executor::block_on(async {
+//!     // `produce` queues the record; the future resolves with its report.
+//!     let delivery = producer
+//!         .produce(Record::new("orders").with_key("customer-7").with_payload("12.50"))
+//!         .await?;
+//!     let report = delivery.await?;
+//!     println!("stored at partition {} offset {}", report.partition, report.offset);
+//!
+//!     producer.flush().await;
+//!     producer.close().await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! # Threads and queues
+//!
+//! ```text
+//!  callers (any thread/runtime)
+//!    │ produce(record): validate → slot from Pool → Ledger.admit → push ticket
+//!    ▼
+//!  Ring 0 … Ring N-1          one bounded lock-free ArrayQueue per worker;
+//!    │                        a key (or explicit partition) always maps to one ring
+//!    ▼
+//!  aioproducer-worker-K       drains its ring into per-(topic, partition) Batches,
+//!    │                        hands them over: rd_kafka_produce_batch / produceva
+//!    ▼                        (aioproducer-timer forces hand-over at buffer_timeout)
+//!  librdkafka                 broker threads send; the delivery report goes to the
+//!    │                        main queue, forwarded to the background queue
+//!    ▼
+//!  rdk:bg (librdkafka)        dr_msg_cb: Slot.complete → Ledger.complete → wake
+//!    ▼
+//!  DeliveryFuture             takes the outcome, returns the slot to the Pool
+//! ```
+//!
+//! No thread of ours polls: the delivery report completes the future on
+//! librdkafka's background thread. Idle workers and the timer park; busy
+//! ones never sleep. In steady state nothing is allocated per record: slots
+//! are reused, rings and batches are preallocated, and payloads are handed
+//! to librdkafka without copying. `docs/ARCHITECTURE.md` has the long form.
+//!
+//! # Safety and correctness
+//!
+//! Each lock-free protocol is written up above its code, with the reason
+//! for every memory ordering:
+//!
+//! - the delivery slot's state machine and generation guard (`slot.rs`);
+//! - the slot pool (`pool.rs`);
+//! - the ledger behind `flush`, `close` and `len` (`ledger.rs`);
+//! - the wait lists for backpressure and flush (`notify.rs`);
+//! - parking and waking workers and the timer (`park.rs`, `timer.rs`).
+//!
+//! All of them take their atomics, cells and threads from one shim
+//! (`loom.rs`), so building with `--cfg aioproducer_loom` runs the same code
+//! under the [loom] model checker (crossbeam's `ArrayQueue` is replaced by a
+//! loom-visible bounded queue there). Every `unsafe` block states its
+//! invariant in a `SAFETY` comment; every `extern "C"` callback catches
+//! panics. The integration tests consume delivered records back from the
+//! cluster and compare them byte for byte.
+//!
+//! [loom]: https://docs.rs/loom
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod batch;
+mod config;
+mod delivery;
+mod embedded;
+mod error;
+mod ledger;
+mod loom;
+mod native;
+mod notify;
+mod park;
+mod pool;
+mod producer;
+mod record;
+mod ring;
+mod route;
+mod shared;
+mod slot;
+mod stats;
+mod timer;
+mod wait;
+mod worker;
+
+pub use config::AioProducerBuilder;
+pub use delivery::{Delivery, DeliveryFuture, Timestamp};
+pub use embedded::EmbeddedCluster;
+pub use error::{DeliveryError, Error, Persistence, ProduceError};
+pub use producer::AioProducer;
+pub use record::{Header, Record, Topic};
+pub use stats::{PoolStats, Stats, WorkerStats};
+
+/// The rust-rdkafka crate this producer is built on, for its types (error
+/// codes, the mock cluster, consumers).
+pub use rdkafka;

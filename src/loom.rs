@@ -1,0 +1,156 @@
+//! The synchronisation shim: every atomic, lock, cell, thread and waker the
+//! crate uses comes from here.
+//!
+//! In a normal build these are the `std`, `parking_lot`, `crossbeam` and
+//! `futures` types. Built with `RUSTFLAGS="--cfg aioproducer_loom"` (see
+//! `scripts/loom`), they are [loom]'s model-checked equivalents, so the loom
+//! models in `loom-tests/` run the crate's real protocols, not copies of them.
+//!
+//! Two substitutions are not one-to-one and are worth knowing about:
+//!
+//! - [`ArrayQueue`] (crossbeam) uses plain `std` atomics that loom cannot see.
+//!   Under loom it becomes a `Mutex<VecDeque>` with the same bounded
+//!   `push`/`pop` contract, so loom checks *our* use of the ring (its
+//!   orderings, the wake-ups around it) but not crossbeam's internals.
+//! - [`AtomicWaker`] is `futures`' type normally and loom's own under loom.
+//!
+//! [loom]: https://docs.rs/loom
+
+#[cfg(not(aioproducer_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+    pub(crate) use std::sync::Arc;
+    pub(crate) use std::thread;
+
+    pub(crate) use futures::task::AtomicWaker;
+
+    /// A mutex with `parking_lot`'s infallible `lock()`.
+    pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
+
+    /// The bounded MPMC queue behind every ring and free list.
+    pub(crate) type ArrayQueue<T> = crossbeam::queue::ArrayQueue<T>;
+
+    /// An `UnsafeCell` whose accesses go through closures, so the loom build
+    /// can track every read and write (tokio's `loom/std/unsafe_cell.rs` idea).
+    #[derive(Debug, Default)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared pointer to the value.
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with a unique pointer to the value.
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+    }
+
+    /// Parks the current thread for at most `timeout`.
+    pub(crate) fn park_timeout(timeout: std::time::Duration) {
+        std::thread::park_timeout(timeout);
+    }
+}
+
+#[cfg(aioproducer_loom)]
+mod imp {
+    pub(crate) use loom::cell::UnsafeCell;
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize};
+    pub(crate) use loom::sync::Arc;
+    pub(crate) use loom::thread;
+
+    use std::collections::VecDeque;
+    use std::task::Waker;
+
+    /// loom's `AtomicWaker` behind the `futures` method names.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(loom::future::AtomicWaker);
+
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            Self(loom::future::AtomicWaker::new())
+        }
+
+        pub(crate) fn register(&self, waker: &Waker) {
+            self.0.register_by_ref(waker);
+        }
+
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+
+        pub(crate) fn take(&self) -> Option<Waker> {
+            self.0.take_waker()
+        }
+    }
+
+    /// loom's mutex behind `parking_lot`'s infallible `lock()`.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().expect("a loom model panicked while holding a lock")
+        }
+    }
+
+    /// A loom-visible stand-in for crossbeam's `ArrayQueue`: bounded, FIFO,
+    /// `push` hands the value back when full.
+    #[derive(Debug)]
+    pub(crate) struct ArrayQueue<T> {
+        items: Mutex<VecDeque<T>>,
+        capacity: usize,
+    }
+
+    impl<T> ArrayQueue<T> {
+        pub(crate) fn new(capacity: usize) -> Self {
+            assert!(capacity > 0, "capacity must be non-zero");
+            Self {
+                items: Mutex::new(VecDeque::with_capacity(capacity)),
+                capacity,
+            }
+        }
+
+        pub(crate) fn push(&self, value: T) -> Result<(), T> {
+            let mut items = self.items.lock();
+            if items.len() == self.capacity {
+                return Err(value);
+            }
+            items.push_back(value);
+            Ok(())
+        }
+
+        pub(crate) fn pop(&self) -> Option<T> {
+            self.items.lock().pop_front()
+        }
+
+        pub(crate) fn len(&self) -> usize {
+            self.items.lock().len()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.items.lock().is_empty()
+        }
+
+        pub(crate) fn capacity(&self) -> usize {
+            self.capacity
+        }
+    }
+
+    /// Time does not pass inside a loom model: a timed park is a yield, which
+    /// is a legal spurious wake-up for every caller.
+    pub(crate) fn park_timeout(_timeout: std::time::Duration) {
+        loom::thread::yield_now();
+    }
+}
+
+pub(crate) use imp::*;

@@ -1,0 +1,148 @@
+//! The librdkafka producer handle and the route its delivery reports take.
+//!
+//! rust-rdkafka's `BaseProducer` reads delivery reports as events that a
+//! thread must poll. We want the opposite: librdkafka's own thread completes
+//! each record's future the moment its report exists, and no thread of ours
+//! polls. The route:
+//!
+//! 1. build the native configuration from rust-rdkafka's `ClientConfig` and
+//!    register our `extern "C"` delivery-report, log, error and statistics
+//!    callbacks on it ([`callbacks`](super::callbacks));
+//! 2. create the handle with rust-rdkafka's `Client::new`, which makes our
+//!    [`ProducerContext`] the configuration's opaque (so callbacks find it);
+//! 3. forward the main queue (where delivery reports, logs, errors and
+//!    statistics are queued) to librdkafka's background queue, which its
+//!    `rdk:bg` thread serves by calling those callbacks.
+//!
+//! On drop, the forwarding is undone and both queue references released
+//! *before* the client is destroyed, as librdkafka requires.
+
+use std::ffi::c_void;
+use std::fmt;
+
+use rdkafka::bindings as rd;
+use rdkafka::client::Client;
+use rdkafka::config::ClientConfig;
+use rdkafka::types::RDKafkaType;
+use rdkafka::ClientContext;
+
+use crate::config::native_config;
+use crate::error::Error;
+use crate::loom::Arc;
+use crate::native::callbacks;
+use crate::shared::Shared;
+
+/// What librdkafka's callbacks reach through the configuration opaque.
+pub(crate) struct ProducerContext {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl ClientContext for ProducerContext {}
+
+/// An owned queue reference.
+struct Queue(*mut rd::rd_kafka_queue_t);
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // SAFETY: we own this reference, from `rd_kafka_queue_get_*`.
+        unsafe { rd::rd_kafka_queue_destroy(self.0) };
+    }
+}
+
+/// The producer handle with its delivery-report route installed.
+pub(crate) struct NativeProducer {
+    /// Main queue forwarded to `background`; un-forwarded on drop.
+    main: Queue,
+    _background: Queue,
+    client: Client<ProducerContext>,
+}
+
+// SAFETY: librdkafka handles are thread-safe; the queue pointers are only
+// used at construction and drop.
+unsafe impl Send for NativeProducer {}
+// SAFETY: as above.
+unsafe impl Sync for NativeProducer {}
+
+impl fmt::Debug for NativeProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NativeProducer")
+            .field("rk", &self.client.native_ptr())
+            .finish()
+    }
+}
+
+impl NativeProducer {
+    /// Creates the handle and routes its callbacks to librdkafka's thread.
+    pub(crate) fn new(config: &ClientConfig, shared: Arc<Shared>) -> Result<Self, Error> {
+        let native = native_config(config)?;
+        // SAFETY: `native` is a valid configuration we own; the callbacks
+        // match librdkafka's signatures and catch every panic.
+        unsafe { callbacks::install(native.ptr()) };
+        let client = Client::new(
+            config,
+            native,
+            RDKafkaType::RD_KAFKA_PRODUCER,
+            ProducerContext { shared },
+        )
+        .map_err(|e| Error::Client(e.to_string()))?;
+        let rk = client.native_ptr();
+        // SAFETY: `rk` is a live producer handle; both calls return new
+        // references that `Queue` releases.
+        let (main, background) = unsafe {
+            (
+                Queue(rd::rd_kafka_queue_get_main(rk)),
+                rd::rd_kafka_queue_get_background(rk),
+            )
+        };
+        if background.is_null() {
+            return Err(Error::Client(
+                "librdkafka could not start its background thread".into(),
+            ));
+        }
+        let background = Queue(background);
+        // SAFETY: both queues belong to `rk` and stay referenced until drop.
+        unsafe { rd::rd_kafka_queue_forward(main.0, background.0) };
+        Ok(Self {
+            main,
+            _background: background,
+            client,
+        })
+    }
+
+    /// The raw handle, valid while `self` lives.
+    pub(crate) fn ptr(&self) -> *mut rd::rd_kafka_t {
+        self.client.native_ptr()
+    }
+
+    /// Fails every record librdkafka holds with a purge error (reported
+    /// through the delivery-report callback). Does not wait.
+    pub(crate) fn purge(&self) {
+        let flags = rd::RD_KAFKA_PURGE_F_QUEUE
+            | rd::RD_KAFKA_PURGE_F_INFLIGHT
+            | rd::RD_KAFKA_PURGE_F_NON_BLOCKING;
+        // SAFETY: live handle; purge is thread-safe.
+        let err = unsafe { rd::rd_kafka_purge(self.ptr(), flags) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            log::warn!("rd_kafka_purge failed: {err:?}");
+        }
+    }
+}
+
+impl Drop for NativeProducer {
+    fn drop(&mut self) {
+        // SAFETY: undo the forwarding while both queues are still referenced;
+        // the queue references are released before `client` (field order).
+        unsafe { rd::rd_kafka_queue_forward(self.main.0, std::ptr::null_mut()) };
+    }
+}
+
+/// The context behind librdkafka's configuration opaque.
+///
+/// # Safety
+/// `opaque` is the opaque of a client created by [`NativeProducer::new`],
+/// which is alive for the duration of the callback.
+pub(crate) unsafe fn context<'a>(opaque: *mut c_void) -> &'a ProducerContext {
+    // SAFETY: `Client::new` set the opaque to its `Arc<ProducerContext>`
+    // pointer, which lives as long as the client (function contract).
+    unsafe { &*opaque.cast::<ProducerContext>() }
+}

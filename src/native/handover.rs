@@ -1,0 +1,211 @@
+//! Giving one batch of records to librdkafka in as few calls as possible.
+//!
+//! Runs of plain records (no headers, no explicit timestamp) go in one
+//! `rd_kafka_produce_batch` call on the worker's cached topic handle; a
+//! record with headers or a timestamp goes alone through `rd_kafka_produceva`
+//! (the batch call cannot carry either). Runs are cut at those records, so
+//! the batch keeps its order.
+//!
+//! Payloads are referenced, not copied (no `RD_KAFKA_MSG_F_COPY`): the slot
+//! keeps the bytes alive until the delivery report. `RD_KAFKA_MSG_F_BLOCK`
+//! makes a full librdkafka queue (`queue.buffering.max.kbytes`) block the
+//! worker on librdkafka's condition variable until room frees up, instead
+//! of failing the record: backpressure, not loss, with no sleep loop. Every
+//! record carries its own partition (`RD_KAFKA_MSG_F_PARTITION`) so the
+//! batch call takes the path that releases the topic lock while blocked.
+//!
+//! A record librdkafka refuses at once (unknown partition, fatal error,
+//! transactional state) is failed on the worker thread with librdkafka's
+//! error; its neighbours are unaffected.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::ptr;
+
+use rdkafka::bindings as rd;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::Error;
+use crate::native::topic::NativeTopic;
+use crate::record::Record;
+use crate::ring::Ticket;
+use crate::shared::Shared;
+use crate::slot::Outcome;
+
+/// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
+pub(crate) const UNASSIGNED: i32 = -1;
+
+const FLAGS: c_int = rd::RD_KAFKA_MSG_F_BLOCK | rd::RD_KAFKA_MSG_F_PARTITION;
+
+/// A worker's reusable hand-over buffer.
+#[derive(Debug, Default)]
+pub(crate) struct Handover {
+    messages: Vec<rd::rd_kafka_message_t>,
+}
+
+// SAFETY: the buffer only holds pointers between the calls of one hand-over,
+// on one thread; it is empty whenever the worker could be moved.
+unsafe impl Send for Handover {}
+
+impl Handover {
+    /// Hands `tickets` (one topic and partition, in order) to librdkafka.
+    /// Returns the number of librdkafka calls made.
+    pub(crate) fn hand_over(
+        &mut self,
+        shared: &Shared,
+        rk: *mut rd::rd_kafka_t,
+        topic: &NativeTopic,
+        partition: i32,
+        tickets: &[Ticket],
+    ) -> u64 {
+        let mut calls = 0;
+        for &ticket in tickets {
+            let slot = shared.pool.slot(ticket.index());
+            // SAFETY: the worker popped this ticket and has not handed it
+            // over yet, so nobody else touches the record.
+            let queued = unsafe {
+                slot.with_record(|record| {
+                    let plain = record.is_plain();
+                    if plain {
+                        self.messages.push(message(record, partition, ticket));
+                    }
+                    plain
+                })
+            };
+            if queued {
+                continue;
+            }
+            // The run before this record goes first, to keep the order.
+            calls += self.flush(shared, topic) + 1;
+            // SAFETY: as above; the flush did not include this record.
+            let sent = unsafe {
+                slot.with_record(|record| produce_one(rk, topic, partition, record, ticket))
+            };
+            if let Err(code) = sent {
+                shared.complete(ticket, Outcome::failed(Error::kafka(code)));
+            }
+        }
+        calls + self.flush(shared, topic)
+    }
+
+    /// Sends the pending run of plain records in one batch call.
+    fn flush(&mut self, shared: &Shared, topic: &NativeTopic) -> u64 {
+        if self.messages.is_empty() {
+            return 0;
+        }
+        let count = c_int::try_from(self.messages.len()).expect("a run fits in a c_int");
+        // SAFETY: `messages` holds `count` initialised entries whose payload
+        // and key pointers stay valid until their delivery reports (slots
+        // own the bytes); the topic handle is live.
+        let accepted = unsafe {
+            rd::rd_kafka_produce_batch(topic.ptr(), UNASSIGNED, FLAGS, self.messages.as_mut_ptr(), count)
+        };
+        if accepted < count {
+            for m in &self.messages {
+                if m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let error = Error::kafka(RDKafkaErrorCode::from(m.err));
+                    shared.complete(Ticket::from_opaque(m._private), Outcome::failed(error));
+                }
+            }
+        }
+        self.messages.clear();
+        1
+    }
+}
+
+/// Borrows bytes as librdkafka's `(pointer, length)`; NULL for none.
+fn raw(bytes: Option<&bytes::Bytes>) -> (*mut c_void, usize) {
+    bytes.map_or((ptr::null_mut(), 0), |b| (b.as_ptr() as *mut c_void, b.len()))
+}
+
+/// The batch-call entry for a plain record.
+fn message(record: &Record, partition: i32, ticket: Ticket) -> rd::rd_kafka_message_t {
+    let (payload, len) = raw(record.payload());
+    let (key, key_len) = raw(record.key());
+    rd::rd_kafka_message_t {
+        err: rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+        rkt: ptr::null_mut(),
+        partition,
+        payload,
+        len,
+        key,
+        key_len,
+        offset: 0,
+        _private: ticket.to_opaque(),
+    }
+}
+
+/// Produces one record with headers and/or a timestamp.
+fn produce_one(
+    rk: *mut rd::rd_kafka_t,
+    topic: &NativeTopic,
+    partition: i32,
+    record: &Record,
+    ticket: Ticket,
+) -> Result<(), RDKafkaErrorCode> {
+    use rd::rd_kafka_vtype_t as V;
+    use rd::rd_kafka_vu_s__bindgen_ty_1 as U;
+    let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
+    let mem = |(ptr, size)| U {
+        mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr, size },
+    };
+
+    let headers = if record.headers().is_empty() {
+        ptr::null_mut()
+    } else {
+        // SAFETY: creates an empty list we own until librdkafka takes it.
+        let list = unsafe { rd::rd_kafka_headers_new(record.headers().len()) };
+        for header in record.headers() {
+            let (value, size) = raw(header.value.as_ref());
+            // SAFETY: `list` is ours; name and value are valid for the given
+            // sizes and librdkafka copies them.
+            unsafe {
+                rd::rd_kafka_header_add(
+                    list,
+                    header.key.as_ptr().cast::<c_char>(),
+                    header.key.len() as isize,
+                    value,
+                    size as isize,
+                )
+            };
+        }
+        list
+    };
+
+    let mut vus = [
+        vu(V::RD_KAFKA_VTYPE_RKT, U { rkt: topic.ptr() }),
+        vu(V::RD_KAFKA_VTYPE_PARTITION, U { i32_: partition }),
+        vu(V::RD_KAFKA_VTYPE_VALUE, mem(raw(record.payload()))),
+        vu(V::RD_KAFKA_VTYPE_KEY, mem(raw(record.key()))),
+        vu(V::RD_KAFKA_VTYPE_OPAQUE, U { ptr: ticket.to_opaque() }),
+        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: rd::RD_KAFKA_MSG_F_BLOCK }),
+        vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
+        vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
+    ];
+    let mut count = 6;
+    if let Some(millis) = record.timestamp() {
+        vus[count] = vu(V::RD_KAFKA_VTYPE_TIMESTAMP, U { i64_: millis });
+        count += 1;
+    }
+    if !headers.is_null() {
+        vus[count] = vu(V::RD_KAFKA_VTYPE_HEADERS, U { headers });
+        count += 1;
+    }
+
+    // SAFETY: `vus` holds `count` valid entries; the payload stays alive in
+    // the slot until the delivery report; on success librdkafka owns
+    // `headers`.
+    let error = unsafe { rd::rd_kafka_produceva(rk, vus.as_ptr(), count) };
+    if error.is_null() {
+        return Ok(());
+    }
+    // SAFETY: `error` is ours to read and destroy; on failure the headers
+    // stay ours too.
+    unsafe {
+        let code = RDKafkaErrorCode::from(rd::rd_kafka_error_code(error));
+        rd::rd_kafka_error_destroy(error);
+        if !headers.is_null() {
+            rd::rd_kafka_headers_destroy(headers);
+        }
+        Err(code)
+    }
+}

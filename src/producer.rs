@@ -1,0 +1,537 @@
+//! The public producer: intake (validate, take a slot, count, queue), and the
+//! control calls (flush, purge, close, stats) over the shared state.
+
+use std::fmt;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam::utils::CachePadded;
+
+use crate::config::{native_config, native_get, AioProducerBuilder};
+use crate::delivery::{Delivery, DeliveryFuture};
+use crate::error::{DeliveryError, Error, Persistence, ProduceError};
+use crate::loom::{Arc, AtomicBool, AtomicU64, Mutex};
+use crate::native::client::NativeProducer;
+use crate::notify::Notify;
+use crate::record::Record;
+use crate::ring::Ticket;
+use crate::route::worker_for;
+use crate::shared::Shared;
+use crate::slot::Callback;
+use crate::stats::{PoolStats, Stats, WorkerStats};
+use crate::timer::Timer;
+use crate::wait::block_on;
+use crate::worker::Worker;
+
+/// An asynchronous Kafka producer: lock-free intake from any thread or
+/// runtime, a future per record, delivery reports completed on librdkafka's
+/// own thread.
+///
+/// Cheap to clone; all clones share one producer. See the [crate
+/// documentation](crate) for the design and an example.
+#[derive(Clone)]
+pub struct AioProducer {
+    inner: std::sync::Arc<Inner>,
+}
+
+/// The threads and the librdkafka handle, until shutdown takes them.
+struct Threads {
+    workers: Vec<JoinHandle<()>>,
+    timer: JoinHandle<()>,
+    native: Arc<NativeProducer>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    threads: Mutex<Option<Threads>>,
+    /// Set once the threads are joined and the handle destroyed.
+    finished: AtomicBool,
+    finished_notify: Notify,
+    /// Slots taken for records that were then refused (for pool stats).
+    refused: CachePadded<AtomicU64>,
+    drop_timeout: Duration,
+}
+
+impl fmt::Debug for AioProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AioProducer")
+            .field("workers", &self.inner.shared.workers.len())
+            .field("in_flight", &self.len())
+            .field("closed", &self.inner.shared.ledger.is_closed())
+            .finish()
+    }
+}
+
+/// A record admitted and in its slot, not yet in a ring. Dropping it (a
+/// cancelled `produce`) takes the record back out and uncounts it.
+struct Staged<'a> {
+    producer: &'a AioProducer,
+    worker: usize,
+    ticket: Ticket,
+    parity: usize,
+}
+
+impl Staged<'_> {
+    fn push(self) -> Result<(), Self> {
+        let state = &self.producer.inner.shared.workers[self.worker];
+        match state.ring.push(self.ticket) {
+            Ok(()) => {
+                state.parker.wake();
+                std::mem::forget(self);
+                Ok(())
+            }
+            Err(_) => Err(self),
+        }
+    }
+
+    /// Undoes the admission and returns the record.
+    fn cancel(self) -> Record {
+        let record = self.undo();
+        std::mem::forget(self);
+        record
+    }
+
+    fn undo(&self) -> Record {
+        let inner = &self.producer.inner;
+        let index = self.ticket.index();
+        let pool = &inner.shared.pool;
+        // SAFETY: the ticket never reached a ring: this thread still owns
+        // the slot.
+        let record = unsafe { pool.slot(index).unoccupy() };
+        // SAFETY: as above.
+        unsafe { pool.release(index) };
+        inner.shared.ledger.cancel(self.parity);
+        inner.refused.fetch_add(1, Relaxed);
+        record
+    }
+}
+
+impl Drop for Staged<'_> {
+    fn drop(&mut self) {
+        drop(self.undo());
+    }
+}
+
+impl AioProducer {
+    /// A builder with default settings.
+    ///
+    /// ```
+    /// let producer = aioproducer::AioProducer::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .build()?;
+    /// # Ok::<(), aioproducer::Error>(())
+    /// ```
+    pub fn builder() -> AioProducerBuilder {
+        AioProducerBuilder::default()
+    }
+
+    pub(crate) fn start(builder: AioProducerBuilder) -> Result<Self, Error> {
+        let (config, max_in_flight) = builder.client_config()?;
+        let native = native_config(&config)?;
+        let max_message_bytes = native_get(&native, "message.max.bytes")?
+            .parse()
+            .map_err(|_| Error::Client("unreadable message.max.bytes".into()))?;
+        drop(native);
+        let shared = Arc::new(Shared::new(
+            max_in_flight,
+            builder.workers,
+            builder.ring_capacity,
+            max_message_bytes,
+        ));
+        let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
+        let spawned = (0..builder.workers)
+            .map(|id| {
+                Worker::spawn(
+                    id,
+                    Arc::clone(&shared),
+                    Arc::clone(&native),
+                    builder.batch_size,
+                    builder.buffer_timeout,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|workers| Ok((workers, Timer::spawn(Arc::clone(&shared))?)));
+        let (workers, timer) = spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
+        Ok(Self {
+            inner: std::sync::Arc::new(Inner {
+                shared,
+                threads: Mutex::new(Some(Threads {
+                    workers,
+                    timer,
+                    native,
+                })),
+                finished: AtomicBool::new(false),
+                finished_notify: Notify::new(),
+                refused: CachePadded::new(AtomicU64::new(0)),
+                drop_timeout: builder.drop_timeout,
+            }),
+        })
+    }
+
+    /// Queues a record and returns the future of its delivery report.
+    ///
+    /// Waits (asynchronously) while the producer is at its bound on records
+    /// in flight or the record's ring is full: backpressure keeps memory
+    /// bounded. Fails at once, handing the record back, when the record is
+    /// invalid (topic name, partition, timestamp, size) or the producer is
+    /// closed.
+    ///
+    /// Cancel-safe: dropping the returned future before it resolves leaves
+    /// nothing queued.
+    pub async fn produce(&self, record: Record) -> Result<DeliveryFuture, ProduceError> {
+        let ticket = self.enqueue(record, None).await?;
+        Ok(self.future(ticket))
+    }
+
+    /// Queues a record if there is room right now; never waits. A full
+    /// producer or ring hands the record back with [`Error::QueueFull`].
+    pub fn try_produce(&self, record: Record) -> Result<DeliveryFuture, ProduceError> {
+        let ticket = self.try_enqueue(record, None)?;
+        Ok(self.future(ticket))
+    }
+
+    /// Queues a record and waits for its delivery report: `produce` and the
+    /// returned future in one call.
+    pub async fn send(&self, record: Record) -> Result<Delivery, DeliveryError> {
+        match self.produce(record).await {
+            Ok(delivery) => delivery.await,
+            Err(refused) => {
+                let (error, record) = refused.into_parts();
+                Err(DeliveryError::new(error, Persistence::NotPersisted, record))
+            }
+        }
+    }
+
+    /// Queues a record whose report goes to `callback` instead of a future.
+    ///
+    /// The callback runs on the thread that completes the record
+    /// (librdkafka's background thread, or a worker for records refused at
+    /// hand-over). It must not block, since it delays every other report; a
+    /// panic in it is caught and logged. A capturing closure is boxed (one
+    /// allocation per record); a zero-sized one is not.
+    pub async fn produce_with_callback<F>(&self, record: Record, callback: F) -> Result<(), ProduceError>
+    where
+        F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
+    {
+        self.enqueue(record, Some(Box::new(callback))).await.map(drop)
+    }
+
+    /// [`produce_with_callback`](Self::produce_with_callback) without
+    /// waiting: a full producer or ring hands the record back.
+    pub fn try_produce_with_callback<F>(&self, record: Record, callback: F) -> Result<(), ProduceError>
+    where
+        F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
+    {
+        self.try_enqueue(record, Some(Box::new(callback))).map(drop)
+    }
+
+    fn future(&self, ticket: Ticket) -> DeliveryFuture {
+        DeliveryFuture::new(Arc::clone(&self.inner.shared.pool), ticket.index())
+    }
+
+    /// The checks every record passes before it takes a slot.
+    fn check(&self, record: &Record) -> Result<(), Error> {
+        let shared = &self.inner.shared;
+        if shared.ledger.is_closed() {
+            return Err(Error::Closed);
+        }
+        record.validate(shared.max_message_bytes)
+    }
+
+    /// Counts the record in, puts it in slot `index`; the caller then pushes
+    /// it to a ring. On refusal the slot is released and the record returned.
+    fn admit(
+        &self,
+        index: u32,
+        record: Record,
+        callback: Option<Callback>,
+    ) -> Result<Staged<'_>, ProduceError> {
+        let inner = &self.inner;
+        let shared = &inner.shared;
+        let parity = match shared.ledger.admit() {
+            Ok(parity) => parity,
+            Err(_closed) => {
+                // SAFETY: the slot was just acquired and never published.
+                unsafe { shared.pool.release(index) };
+                inner.refused.fetch_add(1, Relaxed);
+                return Err(ProduceError::new(Error::Closed, record));
+            }
+        };
+        let worker = worker_for(&record, shared.workers.len());
+        // SAFETY: the slot was just acquired and is not yet published.
+        let generation = unsafe { shared.pool.slot(index).occupy(record, callback, parity) };
+        Ok(Staged {
+            producer: self,
+            worker,
+            ticket: Ticket::new(index, generation),
+            parity,
+        })
+    }
+
+    /// Intake, waiting for room where there is none.
+    async fn enqueue(&self, record: Record, callback: Option<Callback>) -> Result<Ticket, ProduceError> {
+        if let Err(error) = self.check(&record) {
+            return Err(ProduceError::new(error, record));
+        }
+        let shared = &self.inner.shared;
+        let acquired = shared
+            .pool
+            .space
+            .wait_for(|| match shared.ledger.is_closed() {
+                true => Some(None),
+                false => shared.pool.try_acquire().map(Some),
+            })
+            .await;
+        let Some(index) = acquired else {
+            return Err(ProduceError::new(Error::Closed, record));
+        };
+        let staged = self.admit(index, record, callback)?;
+        let ticket = staged.ticket;
+        let ring = &shared.workers[staged.worker].ring;
+        // Dropping this future while it waits drops `staged`, which takes
+        // the record back out: nothing stays queued.
+        let mut staged = Some(staged);
+        ring.space
+            .wait_for(|| match staged.take()?.push() {
+                Ok(()) => Some(()),
+                Err(back) => {
+                    staged = Some(back);
+                    None
+                }
+            })
+            .await;
+        Ok(ticket)
+    }
+
+    /// Intake without waiting.
+    fn try_enqueue(&self, record: Record, callback: Option<Callback>) -> Result<Ticket, ProduceError> {
+        if let Err(error) = self.check(&record) {
+            return Err(ProduceError::new(error, record));
+        }
+        let Some(index) = self.inner.shared.pool.try_acquire() else {
+            return Err(ProduceError::new(Error::QueueFull, record));
+        };
+        let staged = self.admit(index, record, callback)?;
+        let ticket = staged.ticket;
+        match staged.push() {
+            Ok(()) => Ok(ticket),
+            Err(staged) => Err(ProduceError::new(Error::QueueFull, staged.cancel())),
+        }
+    }
+
+    /// Resolves when every record produced before the call has its delivery
+    /// report (delivered or failed). Records produced meanwhile do not delay
+    /// it beyond their own reports. With `batch_size`, held batches are
+    /// handed over at once.
+    pub async fn flush(&self) {
+        let shared = &self.inner.shared;
+        let target = shared.ledger.flush_target();
+        for worker in shared.workers.iter() {
+            worker.force();
+        }
+        shared
+            .ledger
+            .drained
+            .wait_for(|| shared.ledger.advance(target).then_some(()))
+            .await;
+    }
+
+    /// Fails every record not yet delivered with [`Error::Purged`]: those in
+    /// our rings and batches, and those in librdkafka (queued or in flight;
+    /// an in-flight record may still have reached the broker, see
+    /// [`DeliveryError::possibly_persisted`]). Resolves when every record
+    /// produced before the call has its report.
+    pub async fn purge(&self) {
+        let inner = &self.inner;
+        let shared = &inner.shared;
+        let target = shared.ledger.flush_target();
+        let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
+        let native = inner.native();
+        // Purge librdkafka first too: a worker blocked on librdkafka's full
+        // queue is released by it and can then serve its request.
+        if let Some(native) = &native {
+            native.purge();
+        }
+        shared
+            .purge_acks
+            .wait_for(|| {
+                let served = shared.workers.iter().zip(&requests).all(|(w, &r)| w.purged(r));
+                (served || inner.finished.load(Acquire)).then_some(())
+            })
+            .await;
+        if let Some(native) = &native {
+            native.purge();
+        }
+        drop(native);
+        shared
+            .ledger
+            .drained
+            .wait_for(|| shared.ledger.advance(target).then_some(()))
+            .await;
+    }
+
+    /// Stops intake, waits for every outstanding report, stops the threads
+    /// and destroys the librdkafka handle. Later calls to `produce` fail with
+    /// [`Error::Closed`]; calling `close` again waits for the first.
+    ///
+    /// Each outstanding record is bounded by librdkafka's
+    /// `message.timeout.ms` (default 300 s), so `close` always returns. The
+    /// blocking work (joining threads, destroying the handle) runs on a
+    /// helper thread, not on the caller's executor.
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        let shared = &inner.shared;
+        inner.begin_close();
+        shared
+            .ledger
+            .drained
+            .wait_for(|| (shared.ledger.in_flight() == 0).then_some(()))
+            .await;
+        if inner.threads.lock().is_some() {
+            let finisher = std::sync::Arc::clone(inner);
+            let spawned = std::thread::Builder::new()
+                .name("aioproducer-close".into())
+                .spawn(move || finisher.finish_once());
+            if let Err(e) = spawned {
+                log::warn!("no thread to close on ({e}); closing on the caller's thread");
+                inner.finish_once();
+            }
+        }
+        inner
+            .finished_notify
+            .wait_for(|| inner.finished.load(Acquire).then_some(()))
+            .await;
+    }
+
+    /// Records not yet reported: in our rings and batches, and in librdkafka.
+    pub fn len(&self) -> usize {
+        self.inner.shared.ledger.in_flight() as usize
+    }
+
+    /// Whether every record produced so far has its report.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the producer's counters.
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let shared = &inner.shared;
+        let ledger = &shared.ledger;
+        let pool = &shared.pool;
+        let acquired = ledger.admitted() + inner.refused.load(Relaxed);
+        let created = pool.created() as u64;
+        let completed = ledger.completed();
+        let failed = ledger.failed();
+        Stats {
+            produced: ledger.admitted(),
+            delivered: completed - failed,
+            failed,
+            in_flight: ledger.in_flight(),
+            pool: PoolStats {
+                capacity: pool.capacity(),
+                created: created as usize,
+                in_use: pool.in_use(),
+                reused: acquired.saturating_sub(created),
+            },
+            workers: shared
+                .workers
+                .iter()
+                .map(|w| {
+                    let (records, batches) = w.counters();
+                    WorkerStats {
+                        ring_depth: w.ring.len(),
+                        ring_capacity: w.ring.capacity(),
+                        records,
+                        batches,
+                    }
+                })
+                .collect(),
+            librdkafka: shared.librdkafka_stats.lock().clone(),
+        }
+    }
+}
+
+impl Inner {
+    fn native(&self) -> Option<Arc<NativeProducer>> {
+        self.threads.lock().as_ref().map(|t| Arc::clone(&t.native))
+    }
+
+    /// Refuses new records and wakes everyone waiting for room, so they see
+    /// it; makes workers hand over what they hold.
+    fn begin_close(&self) {
+        let shared = &self.shared;
+        shared.ledger.close();
+        shared.pool.space.notify_all();
+        for worker in shared.workers.iter() {
+            worker.ring.space.notify_all();
+            worker.force();
+        }
+    }
+
+    /// Runs [`Inner::finish`] unless another caller took the threads.
+    fn finish_once(&self) {
+        let threads = self.threads.lock().take();
+        if let Some(threads) = threads {
+            self.finish(threads);
+        }
+    }
+
+    /// Stops and joins the threads, destroys the handle, fails anything
+    /// never reported.
+    fn finish(&self, threads: Threads) {
+        let shared = &self.shared;
+        for worker in shared.workers.iter() {
+            worker.stop();
+        }
+        shared.timer.stop();
+        for handle in threads.workers.into_iter().chain([threads.timer]) {
+            if handle.join().is_err() {
+                log::error!("a producer thread panicked");
+            }
+        }
+        drop(threads.native);
+        let failed = shared.fail_unreported();
+        if failed > 0 {
+            log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
+        }
+        self.finished.store(true, Release);
+        self.finished_notify.notify_all();
+        shared.purge_acks.notify_all();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let Some(threads) = self.threads.lock().take() else {
+            return; // `close` finished the work.
+        };
+        let shared = Arc::clone(&self.shared);
+        self.begin_close();
+        let timeout = Some(self.drop_timeout);
+        let drained = || {
+            shared
+                .ledger
+                .drained
+                .wait_for(|| (shared.ledger.in_flight() == 0).then_some(()))
+        };
+        if block_on(drained(), timeout).is_none() {
+            log::warn!(
+                "producer dropped without close() and {} records still pending after {:?}; purging them",
+                shared.ledger.in_flight(),
+                self.drop_timeout
+            );
+            let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
+            threads.native.purge();
+            let served = shared.purge_acks.wait_for(|| {
+                let all = shared.workers.iter().zip(&requests).all(|(w, &r)| w.purged(r));
+                all.then_some(())
+            });
+            let _ = block_on(served, timeout);
+            threads.native.purge();
+            let _ = block_on(drained(), timeout);
+        }
+        self.finish(threads);
+    }
+}

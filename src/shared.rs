@@ -1,0 +1,80 @@
+//! The state every thread of a producer shares: the slot pool, the ledger,
+//! the workers' rings and flags, the timer. Held in an `Arc` by the
+//! producer handle, the worker and timer threads, and librdkafka's callback
+//! context.
+
+use crate::error::Error;
+use crate::ledger::Ledger;
+use crate::loom::{Arc, Mutex};
+use crate::notify::Notify;
+use crate::pool::Pool;
+use crate::ring::Ticket;
+use crate::slot::{Next, Outcome};
+use crate::timer::Timer;
+use crate::worker::WorkerState;
+
+/// Everything the producer's threads share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Delivery slots; also held by every `DeliveryFuture`.
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) ledger: Ledger,
+    pub(crate) workers: Box<[WorkerState]>,
+    pub(crate) timer: Timer,
+    /// librdkafka's `message.max.bytes`, checked before a record is queued.
+    pub(crate) max_message_bytes: usize,
+    /// The latest librdkafka statistics JSON, if `statistics.interval.ms`.
+    pub(crate) librdkafka_stats: Mutex<Option<String>>,
+    /// Notified when a worker has served a purge request.
+    pub(crate) purge_acks: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        max_in_flight: usize,
+        workers: usize,
+        ring_capacity: usize,
+        max_message_bytes: usize,
+    ) -> Self {
+        Self {
+            pool: Arc::new(Pool::new(max_in_flight)),
+            ledger: Ledger::new(),
+            workers: (0..workers).map(|_| WorkerState::new(ring_capacity)).collect(),
+            timer: Timer::new(),
+            max_message_bytes,
+            librdkafka_stats: Mutex::new(None),
+            purge_acks: Notify::new(),
+        }
+    }
+
+    /// Completes the record behind `ticket` exactly once: a stale or
+    /// duplicate report (wrong generation, already claimed) is ignored.
+    pub(crate) fn complete(&self, ticket: Ticket, outcome: Outcome) {
+        let slot = self.pool.slot(ticket.index());
+        let ok = outcome.is_ok();
+        let Some(claim) = slot.complete(ticket.generation(), outcome) else {
+            log::debug!("ignored a stale delivery report for slot {}", ticket.index());
+            return;
+        };
+        self.ledger.complete(claim.parity, ok);
+        match claim.next {
+            Next::Wake => slot.wake(),
+            // SAFETY: the claim said nobody else will touch the slot.
+            Next::Release => unsafe { self.pool.release(ticket.index()) },
+        }
+    }
+
+    /// Fails every record that was never reported. Only sound once
+    /// librdkafka is destroyed and the workers have exited, so that no
+    /// report can race with it.
+    pub(crate) fn fail_unreported(&self) -> usize {
+        let mut failed = 0;
+        self.pool.for_each(|index, slot| {
+            if let Some(generation) = slot.pending_generation() {
+                self.complete(Ticket::new(index, generation), Outcome::failed(Error::Purged));
+                failed += 1;
+            }
+        });
+        failed
+    }
+}

@@ -1,0 +1,337 @@
+//! The delivery slot: where one record waits for its delivery report, and
+//! where the report waits for the caller.
+//!
+//! # States
+//!
+//! A slot's `state` word packs a generation counter (high 32 bits) with the
+//! flags below. The generation travels with the slot index through
+//! librdkafka's per-message opaque, so a stale or duplicated report (one that
+//! names an earlier generation) is recognised and ignored instead of
+//! completing the slot's next record (the ABA guard of sharded-slab).
+//!
+//! | state | owner | who may touch the record / outcome |
+//! |---|---|---|
+//! | free (`IN_USE` clear) | the pool | nobody; the acquirer after popping it |
+//! | `IN_USE` | producer → ring → worker → librdkafka | the worker reads the record; nobody writes |
+//! | `IN_USE \| CLAIMED` | the completer that won the claim | the completer writes the outcome |
+//! | `… \| COMPLETE` | the future | the future takes outcome and record |
+//! | `… \| DETACHED` | no future will look | whoever sets the second of `COMPLETE`/`DETACHED` releases |
+//!
+//! # Protocol
+//!
+//! *Completion* (librdkafka's thread, or a worker failing a record):
+//! 1. CAS `IN_USE` → `IN_USE | CLAIMED` if the generation matches and nobody
+//!    claimed it (Acquire: the record written before `occupy` is visible).
+//!    Losing means a stale or duplicate report: do nothing.
+//! 2. Write the outcome (callback mode: run the callback instead).
+//! 3. `fetch_or(COMPLETE)` (AcqRel: Release publishes the outcome to the
+//!    future; Acquire sees a concurrent `DETACHED`). If `DETACHED` was set,
+//!    the completer releases the slot; otherwise it wakes the future.
+//!
+//! *Poll*: register the waker, then load `COMPLETE` (Acquire). The waker is
+//! registered before the check, and the completer sets `COMPLETE` before
+//! waking, so either the check sees it or the wake finds the new waker.
+//!
+//! *Drop of an unfinished future*: `fetch_or(DETACHED)`; if `COMPLETE` was
+//! already set, the dropper releases. Exactly one side sees the other's bit,
+//! so the slot is released exactly once.
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::task::{Context, Poll};
+
+use crate::delivery::{Delivery, Timestamp};
+use crate::error::{DeliveryError, Error, Persistence};
+use crate::loom::{AtomicU64, AtomicWaker, UnsafeCell};
+use crate::record::Record;
+
+/// Set while the slot is out of the pool.
+const IN_USE: u64 = 1 << 0;
+/// Set by the one completer allowed to write the outcome.
+const CLAIMED: u64 = 1 << 1;
+/// Set once the outcome is written.
+const COMPLETE: u64 = 1 << 2;
+/// Set when no future will read the outcome: it was dropped, or the record
+/// was produced with a callback.
+const DETACHED: u64 = 1 << 3;
+/// The ledger parity the record was admitted under (see `ledger.rs`).
+const PARITY: u64 = 1 << 4;
+const GEN_SHIFT: u32 = 32;
+
+/// A callback run on the completing thread instead of waking a future.
+pub(crate) type Callback = Box<dyn FnOnce(Result<Delivery, DeliveryError>) + Send>;
+
+/// What the delivery report said.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Delivered {
+        partition: i32,
+        offset: i64,
+        timestamp: Timestamp,
+    },
+    Failed {
+        error: Error,
+        persistence: Persistence,
+    },
+}
+
+impl Outcome {
+    pub(crate) fn failed(error: Error) -> Self {
+        Outcome::Failed {
+            error,
+            persistence: Persistence::NotPersisted,
+        }
+    }
+
+    pub(crate) fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// Pairs the outcome with its record into what the caller receives.
+    pub(crate) fn into_result(self, record: Record) -> Result<Delivery, DeliveryError> {
+        match self {
+            Outcome::Delivered {
+                partition,
+                offset,
+                timestamp,
+            } => Ok(Delivery {
+                topic: record.topic().clone(),
+                partition,
+                offset,
+                timestamp,
+            }),
+            Outcome::Failed { error, persistence } => {
+                Err(DeliveryError::new(error, persistence, record))
+            }
+        }
+    }
+}
+
+/// What a completer must do after [`Slot::complete`] claimed the slot.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Next {
+    /// Wake the waiting future ([`Slot::wake`]).
+    Wake,
+    /// Nobody will read the outcome: release the slot to the pool.
+    Release,
+}
+
+/// A successful claim: the parity to credit in the ledger, and what to do.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    pub(crate) parity: usize,
+    pub(crate) next: Next,
+}
+
+/// One reusable delivery context.
+pub(crate) struct Slot {
+    state: AtomicU64,
+    record: UnsafeCell<Option<Record>>,
+    outcome: UnsafeCell<Option<Outcome>>,
+    callback: UnsafeCell<Option<Callback>>,
+    waker: AtomicWaker,
+}
+
+// SAFETY: the cells are accessed only by the owner of the state they belong
+// to (see the module docs), and the contents are `Send`.
+unsafe impl Sync for Slot {}
+// SAFETY: all contents are `Send`.
+unsafe impl Send for Slot {}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state.load(Relaxed);
+        f.debug_struct("Slot")
+            .field("generation", &(state >> GEN_SHIFT))
+            .field("flags", &format_args!("{:#07b}", state & 0x1f))
+            .finish()
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            state: AtomicU64::new(0),
+            record: UnsafeCell::new(None),
+            outcome: UnsafeCell::new(None),
+            callback: UnsafeCell::new(None),
+            waker: AtomicWaker::new(),
+        }
+    }
+}
+
+impl Slot {
+    /// Fills a free slot and marks it in use; returns its generation.
+    ///
+    /// # Safety
+    /// The caller owns the slot: it popped it from the pool's free list and
+    /// has not yet published its index.
+    pub(crate) unsafe fn occupy(
+        &self,
+        record: Record,
+        callback: Option<Callback>,
+        parity: usize,
+    ) -> u32 {
+        let detached = if callback.is_some() { DETACHED } else { 0 };
+        // SAFETY: the caller owns the free slot (function contract).
+        self.record.with_mut(|r| unsafe { *r = Some(record) });
+        // SAFETY: as above.
+        self.callback.with_mut(|c| unsafe { *c = callback });
+        // Relaxed: only the owner writes the state of a free slot.
+        let generation = self.state.load(Relaxed) >> GEN_SHIFT;
+        let parity = if parity == 1 { PARITY } else { 0 };
+        // Release: publishes the record to the completer's claim (Acquire).
+        self.state.store(
+            (generation << GEN_SHIFT) | IN_USE | detached | parity,
+            Release,
+        );
+        generation as u32
+    }
+
+    /// Takes the record back out of a slot whose index was never published
+    /// (the record was refused after `occupy`).
+    ///
+    /// # Safety
+    /// The caller owns the slot and never published its index.
+    pub(crate) unsafe fn unoccupy(&self) -> Record {
+        // SAFETY: the caller owns the slot (function contract).
+        self.callback.with_mut(|c| unsafe { *c = None });
+        // SAFETY: as above.
+        self.record
+            .with_mut(|r| unsafe { (*r).take() })
+            .expect("an occupied slot holds a record")
+    }
+
+    /// Runs `f` on the queued record.
+    ///
+    /// # Safety
+    /// The caller is the worker that popped the slot's index from its ring and
+    /// has not yet handed the record to librdkafka (nobody else touches the
+    /// record in that phase).
+    pub(crate) unsafe fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
+        // SAFETY: the worker has shared, unaliased-by-writers access (contract).
+        self.record.with(|r| f(unsafe { (*r).as_ref() }.expect("a queued slot holds a record")))
+    }
+
+    /// Claims the right to complete generation `generation` and records the
+    /// outcome. Returns `None` for a stale or duplicate completion.
+    ///
+    /// In callback mode the callback runs here, on the calling thread; a
+    /// panic in it is caught and logged so it cannot unwind into librdkafka.
+    pub(crate) fn complete(&self, generation: u32, outcome: Outcome) -> Option<Claim> {
+        let mut state = self.state.load(Acquire);
+        loop {
+            if state >> GEN_SHIFT != u64::from(generation)
+                || state & IN_USE == 0
+                || state & CLAIMED != 0
+            {
+                return None;
+            }
+            // Acquire: see the record written before `occupy`'s Release store.
+            match self
+                .state
+                .compare_exchange_weak(state, state | CLAIMED, Acquire, Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        let parity = usize::from(state & PARITY != 0);
+
+        // SAFETY: the claim makes this thread the only one touching the
+        // callback and outcome until COMPLETE is published.
+        if let Some(callback) = self.callback.with_mut(|c| unsafe { (*c).take() }) {
+            // SAFETY: as above; nobody else reads the record of a claimed,
+            // detached slot.
+            let record = self
+                .record
+                .with_mut(|r| unsafe { (*r).take() })
+                .expect("an occupied slot holds a record");
+            let result = outcome.into_result(record);
+            if catch_unwind(AssertUnwindSafe(|| callback(result))).is_err() {
+                log::error!("a delivery callback panicked; the panic was contained");
+            }
+            return Some(Claim {
+                parity,
+                next: Next::Release,
+            });
+        }
+
+        // SAFETY: claimed (as above).
+        self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
+        // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
+        // concurrent DETACHED before our release of the slot.
+        let previous = self.state.fetch_or(COMPLETE, AcqRel);
+        let next = if previous & DETACHED != 0 {
+            Next::Release
+        } else {
+            Next::Wake
+        };
+        Some(Claim { parity, next })
+    }
+
+    /// Wakes the future waiting on this slot (after [`Next::Wake`]).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// Polls for the outcome. On `Ready` the caller owns the slot and must
+    /// release it.
+    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<(Outcome, Record)> {
+        // Acquire: pairs with the completer's Release of COMPLETE.
+        if self.state.load(Acquire) & COMPLETE == 0 {
+            self.waker.register(cx.waker());
+            // Re-check after registering: a completion between the first load
+            // and the registration woke the previous waker (or none).
+            if self.state.load(Acquire) & COMPLETE == 0 {
+                return Poll::Pending;
+            }
+        }
+        // SAFETY: COMPLETE is set and this future is not detached: the
+        // completer is done with the slot and only the future touches it.
+        let outcome = self.outcome.with_mut(|o| unsafe { (*o).take() });
+        // SAFETY: as above.
+        let record = self.record.with_mut(|r| unsafe { (*r).take() });
+        Poll::Ready((
+            outcome.expect("a complete slot holds an outcome"),
+            record.expect("a complete slot holds a record"),
+        ))
+    }
+
+    /// Marks that no future will read the outcome. Returns `true` when the
+    /// slot was already complete and the caller must release it.
+    pub(crate) fn detach(&self) -> bool {
+        // AcqRel: Acquire sees the outcome if complete (we drop it on
+        // release); Release hands our side over to the completer otherwise.
+        self.state.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
+    }
+
+    /// Whether the slot holds a record nobody has completed yet: used after
+    /// librdkafka is destroyed, to fail what it never reported.
+    pub(crate) fn pending_generation(&self) -> Option<u32> {
+        let state = self.state.load(Acquire);
+        (state & IN_USE != 0 && state & CLAIMED == 0).then_some((state >> GEN_SHIFT) as u32)
+    }
+
+    /// Empties the slot and advances its generation, making it free.
+    ///
+    /// # Safety
+    /// The caller owns the slot: it took the outcome in `poll_outcome`, or it
+    /// was told [`Next::Release`], or `detach` returned `true`, or it owns an
+    /// unpublished slot.
+    pub(crate) unsafe fn reset(&self) {
+        // SAFETY: the caller owns the slot (function contract).
+        self.record.with_mut(|r| unsafe { *r = None });
+        // SAFETY: as above.
+        self.outcome.with_mut(|o| unsafe { *o = None });
+        // SAFETY: as above.
+        self.callback.with_mut(|c| unsafe { *c = None });
+        // Do not keep the last task alive until the slot's next use.
+        drop(self.waker.take());
+        let generation = (self.state.load(Relaxed) >> GEN_SHIFT).wrapping_add(1) & 0xffff_ffff;
+        // Release: the next owner (via the free list) sees the emptied cells.
+        self.state.store(generation << GEN_SHIFT, Release);
+    }
+}

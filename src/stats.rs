@@ -1,0 +1,64 @@
+//! A snapshot of a producer's counters ([`AioProducer::stats`](crate::AioProducer::stats)).
+
+/// Counters of one producer, read without stopping it (so only roughly
+/// consistent with each other while records flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Records accepted by `produce` and friends.
+    pub produced: u64,
+    /// Records delivered.
+    pub delivered: u64,
+    /// Records whose report was a failure.
+    pub failed: u64,
+    /// Records not yet reported (the same as [`len`](crate::AioProducer::len)).
+    pub in_flight: u64,
+    /// The delivery-slot pool.
+    pub pool: PoolStats,
+    /// One entry per worker.
+    pub workers: Vec<WorkerStats>,
+    /// librdkafka's latest statistics JSON, when `statistics.interval.ms` is
+    /// set.
+    pub librdkafka: Option<String>,
+}
+
+/// The delivery-slot pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// The most slots it will hold: the bound on records in flight.
+    pub capacity: usize,
+    /// Slots created so far (each allocated once).
+    pub created: usize,
+    /// Slots out of the pool now: records in flight plus reports not yet
+    /// taken by their future.
+    pub in_use: usize,
+    /// Acquisitions served by an existing slot.
+    pub reused: u64,
+}
+
+/// One worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Tickets in its ring now.
+    pub ring_depth: usize,
+    /// Its ring's capacity.
+    pub ring_capacity: usize,
+    /// Records it handed to librdkafka.
+    pub records: u64,
+    /// librdkafka calls it made to hand them over (a batch call or a
+    /// single-record call each).
+    pub batches: u64,
+}
+
+impl WorkerStats {
+    /// Mean records per librdkafka call.
+    pub fn mean_batch_size(&self) -> f64 {
+        if self.batches == 0 {
+            0.0
+        } else {
+            self.records as f64 / self.batches as f64
+        }
+    }
+}
