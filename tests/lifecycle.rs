@@ -1,0 +1,257 @@
+//! flush, close, purge and drop with records pending; backpressure; records
+//! handed back. In each: every future resolves exactly once, the pool and the
+//! in-flight count return to zero, and the cluster holds exactly the records
+//! reported delivered.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aioproducer::{AioProducer, DeliveryFuture, Error, Record};
+use common::{builder, by_payload, cluster, consume_all, run};
+use futures::FutureExt;
+
+const PENDING: usize = 50_000;
+
+async fn produce_pending(producer: &AioProducer, topic: &str, n: usize) -> Vec<DeliveryFuture> {
+    let mut futures = Vec::with_capacity(n);
+    for i in 0..n {
+        let record = Record::new(topic.to_string()).with_payload(format!("{topic}-{i}"));
+        futures.push(producer.produce(record).await.expect("accepted"));
+    }
+    futures
+}
+
+/// Resolves every future; returns (delivered, purged) and fails on any other
+/// outcome.
+async fn outcomes(futures: Vec<DeliveryFuture>) -> (usize, usize) {
+    let (mut delivered, mut purged) = (0, 0);
+    for f in futures {
+        match f.await {
+            Ok(_) => delivered += 1,
+            Err(e) if *e.error() == Error::Purged => purged += 1,
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
+    }
+    (delivered, purged)
+}
+
+fn assert_settled(producer: &AioProducer, produced: u64) {
+    let stats = producer.stats();
+    assert_eq!(stats.produced, produced);
+    assert_eq!(stats.delivered + stats.failed, produced, "every record reported once");
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(producer.len(), 0);
+    assert_eq!(stats.pool.in_use, 0, "every slot back in the pool");
+}
+
+#[test]
+fn flush_waits_for_every_pending_record() {
+    let cluster = cluster("flush", 6);
+    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    let producer = builder(&cluster).build().unwrap();
+    run(Duration::from_secs(120), async {
+        let futures = produce_pending(&producer, "flush", PENDING).await;
+        assert!(producer.len() > 0, "records are pending before the flush");
+        producer.flush().await;
+        assert_eq!(producer.len(), 0);
+        for f in futures {
+            let report = f.now_or_never().expect("resolved by the flush");
+            report.expect("delivered");
+        }
+    });
+    assert_settled(&producer, PENDING as u64);
+    assert_eq!(consume_all(&cluster.bootstrap_servers(), "flush", 6, PENDING).len(), PENDING);
+}
+
+#[test]
+fn flush_returns_while_other_tasks_keep_producing() {
+    let cluster = cluster("flush-busy", 3);
+    let producer = builder(&cluster).build().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    run(Duration::from_secs(60), async {
+        let busy = {
+            let (producer, stop) = (producer.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = Record::new("flush-busy").with_payload(i.to_string());
+                    drop(producer.produce(r).await.expect("accepted"));
+                    i += 1;
+                    if i % 64 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                i
+            })
+        };
+        for _ in 0..20 {
+            let mine = producer.produce(Record::new("flush-busy").with_payload("mine")).await.unwrap();
+            producer.flush().await;
+            assert!(mine.now_or_never().is_some(), "flush covered the record before it");
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(busy.await.unwrap() > 0);
+        producer.flush().await;
+    });
+    assert_settled(&producer, producer.stats().produced);
+}
+
+#[test]
+fn close_delivers_every_pending_record_then_refuses_new_ones() {
+    let cluster = cluster("close", 6);
+    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    let producer = builder(&cluster).build().unwrap();
+    run(Duration::from_secs(120), async {
+        let futures = produce_pending(&producer, "close", PENDING).await;
+        producer.close().await;
+        assert_eq!(producer.len(), 0);
+        assert_eq!(outcomes(futures).await, (PENDING, 0));
+
+        let refused = producer
+            .produce(Record::new("close").with_payload("late"))
+            .await
+            .unwrap_err();
+        assert_eq!(*refused.error(), Error::Closed);
+        assert_eq!(refused.record().payload().unwrap().as_ref(), b"late");
+        let refused = producer.try_produce(Record::new("close").with_payload("late")).unwrap_err();
+        assert_eq!(*refused.error(), Error::Closed);
+        producer.close().await; // a second close returns at once
+    });
+    assert_settled(&producer, PENDING as u64);
+    assert_eq!(consume_all(&cluster.bootstrap_servers(), "close", 6, PENDING).len(), PENDING);
+}
+
+#[test]
+fn purge_fails_every_pending_record_and_nothing_else() {
+    let cluster = cluster("purge", 6);
+    let producer = builder(&cluster).build().unwrap();
+    run(Duration::from_secs(120), async {
+        producer.send(Record::new("purge").with_payload("before")).await.unwrap();
+        cluster.mock().broker_down(1).unwrap();
+        let futures = produce_pending(&producer, "purge", PENDING).await;
+        producer.purge().await;
+        assert_eq!(producer.len(), 0);
+        assert_eq!(outcomes(futures).await, (0, PENDING));
+        cluster.mock().broker_up(1).unwrap();
+        producer.send(Record::new("purge").with_payload("after")).await.unwrap();
+    });
+    assert_settled(&producer, PENDING as u64 + 2);
+    let stored = consume_all(&cluster.bootstrap_servers(), "purge", 6, 2);
+    let payloads = by_payload(&stored);
+    assert!(payloads.contains_key(b"before".as_slice()) && payloads.contains_key(b"after".as_slice()));
+}
+
+#[test]
+fn drop_without_close_delivers_pending_records() {
+    let cluster = cluster("drop", 6);
+    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    let producer = builder(&cluster).build().unwrap();
+    let futures = run(Duration::from_secs(60), produce_pending(&producer, "drop", PENDING));
+    drop(producer);
+    let (delivered, purged) = run(Duration::from_secs(5), outcomes(futures));
+    assert_eq!((delivered, purged), (PENDING, 0));
+    assert_eq!(consume_all(&cluster.bootstrap_servers(), "drop", 6, PENDING).len(), PENDING);
+}
+
+#[test]
+fn drop_without_close_fails_what_it_cannot_deliver_in_time() {
+    let cluster = cluster("drop-down", 6);
+    let producer = builder(&cluster)
+        .drop_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let futures = run(Duration::from_secs(60), async {
+        producer.send(Record::new("drop-down").with_payload("before")).await.unwrap();
+        cluster.mock().broker_down(1).unwrap();
+        produce_pending(&producer, "drop-down", PENDING).await
+    });
+    let started = Instant::now();
+    drop(producer);
+    assert!(started.elapsed() < Duration::from_secs(10), "drop is bounded");
+    let (delivered, purged) = run(Duration::from_secs(5), outcomes(futures));
+    assert_eq!((delivered, purged), (0, PENDING), "nothing forgotten");
+    cluster.mock().broker_up(1).unwrap();
+    assert_eq!(consume_all(&cluster.bootstrap_servers(), "drop-down", 6, 1).len(), 1);
+}
+
+#[test]
+fn backpressure_bounds_memory_and_loses_nothing() {
+    const N: usize = 100_000;
+    const MAX_IN_FLIGHT: usize = 1000;
+    let cluster = cluster("backpressure", 6);
+    let producer = builder(&cluster)
+        .ring_capacity(64)
+        .set("queue.buffering.max.messages", MAX_IN_FLIGHT.to_string())
+        .build()
+        .unwrap();
+    let delivered = run(Duration::from_secs(120), async {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DeliveryFuture>();
+        let reaper = tokio::spawn(async move {
+            let mut delivered = 0;
+            while let Some(f) = rx.recv().await {
+                f.await.expect("delivered");
+                delivered += 1;
+            }
+            delivered
+        });
+        for i in 0..N {
+            let record = Record::new("backpressure").with_payload(i.to_string());
+            tx.send(producer.produce(record).await.expect("accepted")).unwrap();
+        }
+        drop(tx);
+        reaper.await.unwrap()
+    });
+    assert_eq!(delivered, N);
+    let stats = producer.stats();
+    assert_eq!(stats.pool.capacity, MAX_IN_FLIGHT);
+    assert!(stats.pool.created <= MAX_IN_FLIGHT, "created {} slots", stats.pool.created);
+    assert_settled(&producer, N as u64);
+    let stored = consume_all(&cluster.bootstrap_servers(), "backpressure", 6, N);
+    assert_eq!(by_payload(&stored).len(), N);
+}
+
+#[test]
+fn try_produce_hands_the_record_back_when_full_or_closed() {
+    let cluster = cluster("try", 1);
+    let producer = builder(&cluster)
+        .set("queue.buffering.max.messages", "1")
+        .build()
+        .unwrap();
+    let first = producer.try_produce(Record::new("try").with_payload("first")).unwrap();
+    let record = Record::new("try").with_key("k").with_payload("second").with_header("h", "v");
+    let refused = producer.try_produce(record.clone()).unwrap_err();
+    assert_eq!(*refused.error(), Error::QueueFull);
+    assert!(refused.error().is_retriable());
+    assert_eq!(refused.into_record(), record, "the very same record comes back");
+
+    first.wait().expect("delivered"); // frees the only slot
+    let second = producer.try_produce(record.clone()).expect("room again");
+    second.wait().expect("delivered");
+    futures::executor::block_on(producer.close());
+    let refused = producer.try_produce(record.clone()).unwrap_err();
+    assert_eq!((*refused.error() == Error::Closed, refused.into_record()), (true, record));
+    assert_settled(&producer, 2);
+}
+
+#[test]
+fn a_cancelled_produce_leaves_nothing_queued() {
+    let cluster = cluster("cancel", 1);
+    let producer = builder(&cluster)
+        .set("queue.buffering.max.messages", "1")
+        .build()
+        .unwrap();
+    let held = producer.try_produce(Record::new("cancel").with_payload("held")).unwrap();
+    {
+        let mut waiting = Box::pin(producer.produce(Record::new("cancel").with_payload("cancelled")));
+        assert!((&mut waiting).now_or_never().is_none(), "waits for a free slot");
+    } // dropped while waiting
+    held.wait().unwrap();
+    let after = futures::executor::block_on(producer.send(Record::new("cancel").with_payload("after")));
+    after.expect("delivered");
+    assert_settled(&producer, 2);
+    let stored = consume_all(&cluster.bootstrap_servers(), "cancel", 1, 2);
+    assert!(!by_payload(&stored).contains_key(b"cancelled".as_slice()));
+}
