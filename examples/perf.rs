@@ -90,7 +90,8 @@ fn parse() -> Result<Options, String> {
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
-            v.parse().map_err(|_| format!("{flag}: not a number: {v:?}"))
+            v.parse()
+                .map_err(|_| format!("{flag}: not a number: {v:?}"))
         }
         match flag.as_str() {
             "--messages" => o.messages = num(&flag, value()?)?,
@@ -101,13 +102,17 @@ fn parse() -> Result<Options, String> {
             "--workers" => o.workers = Some(num(&flag, value()?)?),
             "--producers" => o.producers = num::<usize>(&flag, value()?)?.max(1),
             "--batch-size" => o.batch_size = Some(num(&flag, value()?)?),
-            "--buffer-timeout-ms" => o.buffer_timeout = Duration::from_millis(num(&flag, value()?)?),
+            "--buffer-timeout-ms" => {
+                o.buffer_timeout = Duration::from_millis(num(&flag, value()?)?)
+            }
             "--linger-ms" => o.linger_ms = Some(num(&flag, value()?)?),
             "--rate" => o.rate = Some(num(&flag, value()?)?),
             "--window" => o.window = num::<usize>(&flag, value()?)?.max(1),
             "-X" => {
                 let kv = value()?;
-                let (k, v) = kv.split_once('=').ok_or(format!("-X {kv}: expected KEY=VALUE"))?;
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or(format!("-X {kv}: expected KEY=VALUE"))?;
                 o.properties.push((k.into(), v.into()));
             }
             "--json" => o.json = true,
@@ -220,9 +225,7 @@ fn produce_loop(
         latencies: Vec::with_capacity(count as usize),
         ..Tally::default()
     };
-    let interval = options
-        .rate
-        .map(|r| 1e9 * options.producers as f64 / r);
+    let interval = options.rate.map(|r| 1e9 * options.producers as f64 / r);
     for i in 0..count {
         let pos = (i % options.window as u64) as usize;
         if let Some(entry) = window[pos].take() {
@@ -251,7 +254,9 @@ fn produce_loop(
         // Register the probe now, so the wake-up is stamped when it happens.
         let mut cx = Context::from_waker(&wakers[pos]);
         if let Poll::Ready(result) = Pin::new(&mut future).poll(&mut cx) {
-            tally.latencies.push((start.elapsed().as_nanos() as u64).saturating_sub(due));
+            tally
+                .latencies
+                .push((start.elapsed().as_nanos() as u64).saturating_sub(due));
             if let Err(e) = result {
                 tally.failed += 1;
                 tally.first_error.get_or_insert_with(|| e.to_string());
@@ -320,7 +325,9 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.workers(workers);
     }
     if let Some(size) = options.batch_size {
-        builder = builder.batch_size(size).buffer_timeout(options.buffer_timeout);
+        builder = builder
+            .batch_size(size)
+            .buffer_timeout(options.buffer_timeout);
     }
     if let Some(linger) = options.linger_ms {
         builder = builder.set("linger.ms", linger.to_string());
@@ -331,12 +338,15 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let producer = builder.build()?;
 
     // Warm-up: connect and learn the topic's metadata before timing.
-    futures::executor::block_on(producer.send(Record::new(Topic::new(&topic_name)).with_payload("warm-up")))?;
+    futures::executor::block_on(
+        producer.send(Record::new(Topic::new(&topic_name)).with_payload("warm-up")),
+    )?;
 
     let topic = Topic::new(&topic_name);
     let payload = Bytes::from_static(Box::leak(vec![b'x'; options.size].into_boxed_slice()));
     let progress = AtomicU64::new(0);
-    let show_progress = !options.json && std::io::stderr().is_terminal() && options.messages >= 200_000;
+    let show_progress =
+        !options.json && std::io::stderr().is_terminal() && options.messages >= 200_000;
     let start = Instant::now();
     let per_thread = options.messages / options.producers as u64;
     let tallies: Vec<Tally> = thread::scope(|s| {
@@ -362,13 +372,20 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                 let done = progress.load(Ordering::Relaxed).min(options.messages);
                 let pct = done * 100 / options.messages;
                 let rate = done as f64 / start.elapsed().as_secs_f64();
-                eprint!("\r[{:<50}] {pct:3}% {:.2} M rec/s", "#".repeat(pct as usize / 2), rate / 1e6);
+                eprint!(
+                    "\r[{:<50}] {pct:3}% {:.2} M rec/s",
+                    "#".repeat(pct as usize / 2),
+                    rate / 1e6
+                );
                 let _ = std::io::stderr().flush();
                 thread::sleep(Duration::from_millis(250));
             }
             eprintln!();
         }
-        handles.into_iter().map(|h| h.join().expect("producer thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("producer thread"))
+            .collect()
     });
     let elapsed = start.elapsed();
     let stats = producer.stats();
@@ -396,7 +413,11 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     );
     let batches: u64 = stats.workers.iter().map(|w| w.batches).sum();
     let handed: u64 = stats.workers.iter().map(|w| w.records).sum();
-    let mean_batch = if batches == 0 { 0.0 } else { handed as f64 / batches as f64 };
+    let mean_batch = if batches == 0 {
+        0.0
+    } else {
+        handed as f64 / batches as f64
+    };
     if options.json {
         println!(
             "{{\"client\":\"aioproducer\",\"messages\":{},\"size\":{},\"partitions\":{},\"seconds\":{secs:.3},\
@@ -411,7 +432,9 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             options.messages, options.size, options.partitions
         );
         println!("throughput: {records_per_sec:.0} records/s, {mb_per_sec:.2} MB/s");
-        println!("delivery latency (us): p50 {p50:.0}, p99 {p99:.0}, p99.9 {p999:.0}, max {max:.0}");
+        println!(
+            "delivery latency (us): p50 {p50:.0}, p99 {p99:.0}, p99.9 {p999:.0}, max {max:.0}"
+        );
         println!(
             "delivered {delivered}, failed {failed}; mean hand-over batch {mean_batch:.1}; pool slots created {}",
             stats.pool.created
@@ -424,7 +447,11 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Creates the topic on a real cluster (an existing one is fine).
-fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), Box<dyn std::error::Error>> {
+fn create_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), Box<dyn std::error::Error>> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;

@@ -164,7 +164,12 @@ impl AioProducerBuilder {
         if self.batch_size == Some(0) {
             return Err(own("batch_size", "0".into(), "must be at least 1"));
         }
-        if self.properties.get("delivery.report.only.error").map(String::as_str) == Some("true") {
+        if self
+            .properties
+            .get("delivery.report.only.error")
+            .map(String::as_str)
+            == Some("true")
+        {
             return Err(own(
                 "delivery.report.only.error",
                 "true".into(),
@@ -173,7 +178,11 @@ impl AioProducerBuilder {
         }
         for (key, value) in &self.properties {
             if key.contains('\0') || value.contains('\0') {
-                let value = if is_secret(key) { REDACTED.into() } else { value.clone() };
+                let value = if is_secret(key) {
+                    REDACTED.into()
+                } else {
+                    value.clone()
+                };
                 return Err(own(key, value, "contains a NUL byte"));
             }
         }

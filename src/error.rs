@@ -214,7 +214,12 @@ impl ProduceError {
 
 impl fmt::Display for ProduceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "record for topic {:?} not accepted: {}", self.record.topic(), self.error)
+        write!(
+            f,
+            "record for topic {:?} not accepted: {}",
+            self.record.topic(),
+            self.error
+        )
     }
 }
 
@@ -288,7 +293,12 @@ impl DeliveryError {
 
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "record for topic {:?} not delivered: {}", self.record.topic(), self.error)
+        write!(
+            f,
+            "record for topic {:?} not delivered: {}",
+            self.record.topic(),
+            self.error
+        )
     }
 }
 

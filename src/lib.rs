@@ -86,6 +86,11 @@
 //! [loom]: https://docs.rs/loom
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![allow(
+    clippy::result_large_err,
+    reason = "errors hand the record back by value (as crossbeam's push does); \
+              boxing it would allocate on the backpressure path"
+)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod batch;
@@ -117,6 +122,11 @@ pub use error::{DeliveryError, Error, Persistence, ProduceError};
 pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
 pub use stats::{PoolStats, Stats, WorkerStats};
+
+// The README's examples compile and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The rust-rdkafka crate this producer is built on, for its types (error
 /// codes, the mock cluster, consumers).

@@ -90,7 +90,7 @@ mod imp {
     }
 
     /// loom's mutex behind `parking_lot`'s infallible `lock()`.
-    #[derive(Debug)]
+    #[derive(Debug, Default)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
 
     impl<T> Mutex<T> {
@@ -99,7 +99,9 @@ mod imp {
         }
 
         pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
-            self.0.lock().expect("a loom model panicked while holding a lock")
+            self.0
+                .lock()
+                .expect("a loom model panicked while holding a lock")
         }
     }
 

@@ -64,7 +64,9 @@ enum Entry {
     Waiting(Option<Waker>),
     /// Notified; `one` when by `notify_one`, which must be passed on if the
     /// listener goes away without consuming it.
-    Notified { one: bool },
+    Notified {
+        one: bool,
+    },
 }
 
 impl List {

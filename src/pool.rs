@@ -127,7 +127,9 @@ impl Pool {
             Err(winner) => {
                 // SAFETY: `fresh` came from `Box::into_raw` above and lost the
                 // race, so nobody else has seen it.
-                drop(unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, page_len(page))) });
+                drop(unsafe {
+                    Box::from_raw(ptr::slice_from_raw_parts_mut(fresh, page_len(page)))
+                });
                 winner
             }
         }

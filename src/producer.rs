@@ -152,7 +152,8 @@ impl AioProducer {
             })
             .collect::<Result<Vec<_>, _>>()
             .and_then(|workers| Ok((workers, Timer::spawn(Arc::clone(&shared))?)));
-        let (workers, timer) = spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
+        let (workers, timer) =
+            spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
         Ok(Self {
             inner: std::sync::Arc::new(Inner {
                 shared,
@@ -210,16 +211,26 @@ impl AioProducer {
     /// hand-over). It must not block, since it delays every other report; a
     /// panic in it is caught and logged. A capturing closure is boxed (one
     /// allocation per record); a zero-sized one is not.
-    pub async fn produce_with_callback<F>(&self, record: Record, callback: F) -> Result<(), ProduceError>
+    pub async fn produce_with_callback<F>(
+        &self,
+        record: Record,
+        callback: F,
+    ) -> Result<(), ProduceError>
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
-        self.enqueue(record, Some(Box::new(callback))).await.map(drop)
+        self.enqueue(record, Some(Box::new(callback)))
+            .await
+            .map(drop)
     }
 
     /// [`produce_with_callback`](Self::produce_with_callback) without
     /// waiting: a full producer or ring hands the record back.
-    pub fn try_produce_with_callback<F>(&self, record: Record, callback: F) -> Result<(), ProduceError>
+    pub fn try_produce_with_callback<F>(
+        &self,
+        record: Record,
+        callback: F,
+    ) -> Result<(), ProduceError>
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
@@ -270,7 +281,11 @@ impl AioProducer {
     }
 
     /// Intake, waiting for room where there is none.
-    async fn enqueue(&self, record: Record, callback: Option<Callback>) -> Result<Ticket, ProduceError> {
+    async fn enqueue(
+        &self,
+        record: Record,
+        callback: Option<Callback>,
+    ) -> Result<Ticket, ProduceError> {
         if let Err(error) = self.check(&record) {
             return Err(ProduceError::new(error, record));
         }
@@ -305,7 +320,11 @@ impl AioProducer {
     }
 
     /// Intake without waiting.
-    fn try_enqueue(&self, record: Record, callback: Option<Callback>) -> Result<Ticket, ProduceError> {
+    fn try_enqueue(
+        &self,
+        record: Record,
+        callback: Option<Callback>,
+    ) -> Result<Ticket, ProduceError> {
         if let Err(error) = self.check(&record) {
             return Err(ProduceError::new(error, record));
         }
@@ -356,7 +375,11 @@ impl AioProducer {
         shared
             .purge_acks
             .wait_for(|| {
-                let served = shared.workers.iter().zip(&requests).all(|(w, &r)| w.purged(r));
+                let served = shared
+                    .workers
+                    .iter()
+                    .zip(&requests)
+                    .all(|(w, &r)| w.purged(r));
                 (served || inner.finished.load(Acquire)).then_some(())
             })
             .await;
@@ -525,7 +548,11 @@ impl Drop for Inner {
             let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
             threads.native.purge();
             let served = shared.purge_acks.wait_for(|| {
-                let all = shared.workers.iter().zip(&requests).all(|(w, &r)| w.purged(r));
+                let all = shared
+                    .workers
+                    .iter()
+                    .zip(&requests)
+                    .all(|(w, &r)| w.purged(r));
                 all.then_some(())
             });
             let _ = block_on(served, timeout);

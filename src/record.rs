@@ -357,7 +357,10 @@ mod tests {
         }
         let long = "x".repeat(250);
         assert!(validate_topic(&long[..249]).is_ok());
-        assert!(validate_topic(&long).unwrap_err().to_string().contains("249"));
+        assert!(validate_topic(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("249"));
     }
 
     #[test]

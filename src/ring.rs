@@ -86,6 +86,9 @@ mod tests {
         let ticket = Ticket::new(0xdead_beef, 0x1234_5678);
         let back = Ticket::from_opaque(ticket.to_opaque());
         assert_eq!(back, ticket);
-        assert_eq!((back.index(), back.generation()), (0xdead_beef, 0x1234_5678));
+        assert_eq!(
+            (back.index(), back.generation()),
+            (0xdead_beef, 0x1234_5678)
+        );
     }
 }

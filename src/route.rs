@@ -13,9 +13,9 @@ use crate::record::Record;
 /// FNV-1a, 64-bit: short inputs, no allocation, no per-process seed (the
 /// choice must only be stable within one producer).
 fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(state, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(state, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

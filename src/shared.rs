@@ -39,7 +39,9 @@ impl Shared {
         Self {
             pool: Arc::new(Pool::new(max_in_flight)),
             ledger: Ledger::new(),
-            workers: (0..workers).map(|_| WorkerState::new(ring_capacity)).collect(),
+            workers: (0..workers)
+                .map(|_| WorkerState::new(ring_capacity))
+                .collect(),
             timer: Timer::new(),
             max_message_bytes,
             librdkafka_stats: Mutex::new(None),
@@ -53,7 +55,10 @@ impl Shared {
         let slot = self.pool.slot(ticket.index());
         let ok = outcome.is_ok();
         let Some(claim) = slot.complete(ticket.generation(), outcome) else {
-            log::debug!("ignored a stale delivery report for slot {}", ticket.index());
+            log::debug!(
+                "ignored a stale delivery report for slot {}",
+                ticket.index()
+            );
             return;
         };
         self.ledger.complete(claim.parity, ok);
@@ -71,7 +76,10 @@ impl Shared {
         let mut failed = 0;
         self.pool.for_each(|index, slot| {
             if let Some(generation) = slot.pending_generation() {
-                self.complete(Ticket::new(index, generation), Outcome::failed(Error::Purged));
+                self.complete(
+                    Ticket::new(index, generation),
+                    Outcome::failed(Error::Purged),
+                );
                 failed += 1;
             }
         });

@@ -212,7 +212,8 @@ impl Slot {
     /// record in that phase).
     pub(crate) unsafe fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
         // SAFETY: the worker has shared, unaliased-by-writers access (contract).
-        self.record.with(|r| f(unsafe { (*r).as_ref() }.expect("a queued slot holds a record")))
+        self.record
+            .with(|r| f(unsafe { (*r).as_ref() }.expect("a queued slot holds a record")))
     }
 
     /// Claims the right to complete generation `generation` and records the

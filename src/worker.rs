@@ -225,11 +225,16 @@ impl Worker {
         let mut calls = 0;
         batches.drain(|batch| {
             let topic = topics.handle(batch.topic);
-            calls += handover.hand_over(shared, native.ptr(), topic, batch.partition, &batch.tickets);
+            calls +=
+                handover.hand_over(shared, native.ptr(), topic, batch.partition, &batch.tickets);
         });
         // Relaxed: statistics with a single writer.
-        state.records.store(state.records.load(Relaxed) + records, Relaxed);
-        state.calls.store(state.calls.load(Relaxed) + calls, Relaxed);
+        state
+            .records
+            .store(state.records.load(Relaxed) + records, Relaxed);
+        state
+            .calls
+            .store(state.calls.load(Relaxed) + calls, Relaxed);
         state.deadline.store(NO_DEADLINE, Relaxed);
     }
 
@@ -239,7 +244,9 @@ impl Worker {
             return;
         }
         let timer = &self.shared.timer;
-        let deadline = timer.now().saturating_add(self.buffer_timeout.as_nanos() as u64);
+        let deadline = timer
+            .now()
+            .saturating_add(self.buffer_timeout.as_nanos() as u64);
         // SeqCst: pairs with the timer's store of its next wake-up (timer.rs).
         state.deadline.store(deadline, SeqCst);
         timer.schedule(deadline);

@@ -42,13 +42,24 @@ fn every_record_of_100k_over_6_partitions_is_delivered_once_and_stored_intact() 
     });
 
     let places: HashSet<(i32, i64)> = reports.iter().map(|d| (d.partition, d.offset)).collect();
-    assert_eq!(places.len(), N, "each report names a distinct partition/offset");
+    assert_eq!(
+        places.len(),
+        N,
+        "each report names a distinct partition/offset"
+    );
     let partitions: HashSet<i32> = reports.iter().map(|d| d.partition).collect();
-    assert_eq!(partitions.len(), 6, "unkeyed records spread over all partitions");
+    assert_eq!(
+        partitions.len(),
+        6,
+        "unkeyed records spread over all partitions"
+    );
     assert!(reports.iter().all(|d| d.topic == topic));
 
     let stats = producer.stats();
-    assert_eq!((stats.produced, stats.delivered, stats.failed), (N as u64, N as u64, 0));
+    assert_eq!(
+        (stats.produced, stats.delivered, stats.failed),
+        (N as u64, N as u64, 0)
+    );
     assert_eq!(stats.in_flight, 0);
     assert_eq!(stats.pool.in_use, 0, "every slot returned to the pool");
     assert_eq!(stats.pool.reused + stats.pool.created as u64, N as u64);
@@ -61,8 +72,12 @@ fn every_record_of_100k_over_6_partitions_is_delivered_once_and_stored_intact() 
     for i in [0, 1, N / 2, N - 1] {
         assert_eq!(counts.get(format!("record-{i}").as_bytes()), Some(&1));
     }
-    let stored_places: HashSet<(i32, i64)> = stored.iter().map(|r| (r.partition, r.offset)).collect();
-    assert_eq!(stored_places, places, "reported partition/offset match the log");
+    let stored_places: HashSet<(i32, i64)> =
+        stored.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(
+        stored_places, places,
+        "reported partition/offset match the log"
+    );
 }
 
 #[test]
@@ -74,11 +89,16 @@ fn every_callback_runs_exactly_once_with_its_own_report() {
     run(Duration::from_secs(120), async {
         for i in 0..N {
             let (calls, mismatched) = (Arc::clone(&calls), Arc::clone(&mismatched));
-            let record = Record::new("callbacks").with_key(i.to_string()).with_payload(i.to_string());
+            let record = Record::new("callbacks")
+                .with_key(i.to_string())
+                .with_payload(i.to_string());
             producer
                 .produce_with_callback(record, move |result| {
                     calls[i].fetch_add(1, Ordering::Relaxed);
-                    if result.map(|d| d.topic.as_str() != "callbacks").unwrap_or(true) {
+                    if result
+                        .map(|d| d.topic.as_str() != "callbacks")
+                        .unwrap_or(true)
+                    {
                         mismatched.fetch_add(1, Ordering::Relaxed);
                     }
                 })
@@ -87,8 +107,15 @@ fn every_callback_runs_exactly_once_with_its_own_report() {
         }
         producer.flush().await;
     });
-    assert!(calls.iter().all(|c| c.load(Ordering::Relaxed) == 1), "each callback ran once");
-    assert_eq!(mismatched.load(Ordering::Relaxed), 0, "every callback saw a delivery");
+    assert!(
+        calls.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+        "each callback ran once"
+    );
+    assert_eq!(
+        mismatched.load(Ordering::Relaxed),
+        0,
+        "every callback saw a delivery"
+    );
     assert_eq!(producer.stats().pool.in_use, 0);
 }
 
@@ -117,7 +144,8 @@ fn futures_and_callbacks_are_completed_on_librdkafkas_background_thread() {
     let cluster = cluster("threads", 1);
     let producer = builder(&cluster).build().unwrap();
     // Connect first, so the records below are completed by delivery reports.
-    futures::executor::block_on(producer.send(Record::new("threads").with_payload("warm-up"))).unwrap();
+    futures::executor::block_on(producer.send(Record::new("threads").with_payload("warm-up")))
+        .unwrap();
 
     let callback_threads = Arc::new(Mutex::new(Vec::new()));
     let waker = Arc::new(RecordingWaker(Mutex::new(Vec::new())));
@@ -147,11 +175,12 @@ fn futures_and_callbacks_are_completed_on_librdkafkas_background_thread() {
     assert_eq!(wakes.len(), 100, "each future woken once");
     assert_eq!(callbacks.len(), 100, "each callback run once");
     for name in wakes.iter().chain(&callbacks) {
-        assert_eq!(name, "rdk:bg", "completed on librdkafka's background thread");
+        assert_eq!(
+            name, "rdk:bg",
+            "completed on librdkafka's background thread"
+        );
     }
 }
-
-
 
 #[test]
 fn futures_resolve_under_any_runtime_or_none() {
@@ -196,4 +225,39 @@ fn futures_resolve_under_any_runtime_or_none() {
     });
     let stored = consume_all(&cluster.bootstrap_servers(), "runtimes", 2, 2 + 800 + 400);
     assert_eq!(by_payload(&stored).len(), 1202);
+}
+
+#[test]
+fn stats_report_pool_workers_and_librdkafka_statistics() {
+    let cluster = cluster("stats", 2);
+    let producer = builder(&cluster)
+        .workers(2)
+        .set("statistics.interval.ms", "100")
+        .build()
+        .unwrap();
+    run(Duration::from_secs(30), async {
+        for i in 0..1000 {
+            let r = Record::new("stats")
+                .with_key(i.to_string())
+                .with_payload("x");
+            drop(producer.produce(r).await.unwrap());
+        }
+        producer.flush().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let stats = producer.stats();
+    assert_eq!(
+        (stats.produced, stats.delivered, stats.failed),
+        (1000, 1000, 0)
+    );
+    assert_eq!(stats.workers.len(), 2);
+    let handed: u64 = stats.workers.iter().map(|w| w.records).sum();
+    assert_eq!(handed, 1000);
+    assert!(stats
+        .workers
+        .iter()
+        .all(|w| w.batches > 0 && w.mean_batch_size() >= 1.0));
+    assert!(stats.pool.created > 0 && stats.pool.created <= 1000);
+    let json = stats.librdkafka.expect("librdkafka statistics arrived");
+    assert!(json.contains("\"msg_cnt\""), "{json}");
 }

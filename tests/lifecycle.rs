@@ -41,7 +41,11 @@ async fn outcomes(futures: Vec<DeliveryFuture>) -> (usize, usize) {
 fn assert_settled(producer: &AioProducer, produced: u64) {
     let stats = producer.stats();
     assert_eq!(stats.produced, produced);
-    assert_eq!(stats.delivered + stats.failed, produced, "every record reported once");
+    assert_eq!(
+        stats.delivered + stats.failed,
+        produced,
+        "every record reported once"
+    );
     assert_eq!(stats.in_flight, 0);
     assert_eq!(producer.len(), 0);
     assert_eq!(stats.pool.in_use, 0, "every slot back in the pool");
@@ -50,11 +54,14 @@ fn assert_settled(producer: &AioProducer, produced: u64) {
 #[test]
 fn flush_waits_for_every_pending_record() {
     let cluster = cluster("flush", 6);
-    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    cluster
+        .mock()
+        .broker_round_trip_time(1, Duration::from_millis(200))
+        .unwrap();
     let producer = builder(&cluster).build().unwrap();
     run(Duration::from_secs(120), async {
         let futures = produce_pending(&producer, "flush", PENDING).await;
-        assert!(producer.len() > 0, "records are pending before the flush");
+        assert!(!producer.is_empty(), "records are pending before the flush");
         producer.flush().await;
         assert_eq!(producer.len(), 0);
         for f in futures {
@@ -63,7 +70,10 @@ fn flush_waits_for_every_pending_record() {
         }
     });
     assert_settled(&producer, PENDING as u64);
-    assert_eq!(consume_all(&cluster.bootstrap_servers(), "flush", 6, PENDING).len(), PENDING);
+    assert_eq!(
+        consume_all(&cluster.bootstrap_servers(), "flush", 6, PENDING).len(),
+        PENDING
+    );
 }
 
 #[test]
@@ -88,9 +98,15 @@ fn flush_returns_while_other_tasks_keep_producing() {
             })
         };
         for _ in 0..20 {
-            let mine = producer.produce(Record::new("flush-busy").with_payload("mine")).await.unwrap();
+            let mine = producer
+                .produce(Record::new("flush-busy").with_payload("mine"))
+                .await
+                .unwrap();
             producer.flush().await;
-            assert!(mine.now_or_never().is_some(), "flush covered the record before it");
+            assert!(
+                mine.now_or_never().is_some(),
+                "flush covered the record before it"
+            );
         }
         stop.store(true, Ordering::Relaxed);
         assert!(busy.await.unwrap() > 0);
@@ -102,7 +118,10 @@ fn flush_returns_while_other_tasks_keep_producing() {
 #[test]
 fn close_delivers_every_pending_record_then_refuses_new_ones() {
     let cluster = cluster("close", 6);
-    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    cluster
+        .mock()
+        .broker_round_trip_time(1, Duration::from_millis(200))
+        .unwrap();
     let producer = builder(&cluster).build().unwrap();
     run(Duration::from_secs(120), async {
         let futures = produce_pending(&producer, "close", PENDING).await;
@@ -116,12 +135,17 @@ fn close_delivers_every_pending_record_then_refuses_new_ones() {
             .unwrap_err();
         assert_eq!(*refused.error(), Error::Closed);
         assert_eq!(refused.record().payload().unwrap().as_ref(), b"late");
-        let refused = producer.try_produce(Record::new("close").with_payload("late")).unwrap_err();
+        let refused = producer
+            .try_produce(Record::new("close").with_payload("late"))
+            .unwrap_err();
         assert_eq!(*refused.error(), Error::Closed);
         producer.close().await; // a second close returns at once
     });
     assert_settled(&producer, PENDING as u64);
-    assert_eq!(consume_all(&cluster.bootstrap_servers(), "close", 6, PENDING).len(), PENDING);
+    assert_eq!(
+        consume_all(&cluster.bootstrap_servers(), "close", 6, PENDING).len(),
+        PENDING
+    );
 }
 
 #[test]
@@ -129,31 +153,48 @@ fn purge_fails_every_pending_record_and_nothing_else() {
     let cluster = cluster("purge", 6);
     let producer = builder(&cluster).build().unwrap();
     run(Duration::from_secs(120), async {
-        producer.send(Record::new("purge").with_payload("before")).await.unwrap();
+        producer
+            .send(Record::new("purge").with_payload("before"))
+            .await
+            .unwrap();
         cluster.mock().broker_down(1).unwrap();
         let futures = produce_pending(&producer, "purge", PENDING).await;
         producer.purge().await;
         assert_eq!(producer.len(), 0);
         assert_eq!(outcomes(futures).await, (0, PENDING));
         cluster.mock().broker_up(1).unwrap();
-        producer.send(Record::new("purge").with_payload("after")).await.unwrap();
+        producer
+            .send(Record::new("purge").with_payload("after"))
+            .await
+            .unwrap();
     });
     assert_settled(&producer, PENDING as u64 + 2);
     let stored = consume_all(&cluster.bootstrap_servers(), "purge", 6, 2);
     let payloads = by_payload(&stored);
-    assert!(payloads.contains_key(b"before".as_slice()) && payloads.contains_key(b"after".as_slice()));
+    assert!(
+        payloads.contains_key(b"before".as_slice()) && payloads.contains_key(b"after".as_slice())
+    );
 }
 
 #[test]
 fn drop_without_close_delivers_pending_records() {
     let cluster = cluster("drop", 6);
-    cluster.mock().broker_round_trip_time(1, Duration::from_millis(200)).unwrap();
+    cluster
+        .mock()
+        .broker_round_trip_time(1, Duration::from_millis(200))
+        .unwrap();
     let producer = builder(&cluster).build().unwrap();
-    let futures = run(Duration::from_secs(60), produce_pending(&producer, "drop", PENDING));
+    let futures = run(
+        Duration::from_secs(60),
+        produce_pending(&producer, "drop", PENDING),
+    );
     drop(producer);
     let (delivered, purged) = run(Duration::from_secs(5), outcomes(futures));
     assert_eq!((delivered, purged), (PENDING, 0));
-    assert_eq!(consume_all(&cluster.bootstrap_servers(), "drop", 6, PENDING).len(), PENDING);
+    assert_eq!(
+        consume_all(&cluster.bootstrap_servers(), "drop", 6, PENDING).len(),
+        PENDING
+    );
 }
 
 #[test]
@@ -164,17 +205,26 @@ fn drop_without_close_fails_what_it_cannot_deliver_in_time() {
         .build()
         .unwrap();
     let futures = run(Duration::from_secs(60), async {
-        producer.send(Record::new("drop-down").with_payload("before")).await.unwrap();
+        producer
+            .send(Record::new("drop-down").with_payload("before"))
+            .await
+            .unwrap();
         cluster.mock().broker_down(1).unwrap();
         produce_pending(&producer, "drop-down", PENDING).await
     });
     let started = Instant::now();
     drop(producer);
-    assert!(started.elapsed() < Duration::from_secs(10), "drop is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "drop is bounded"
+    );
     let (delivered, purged) = run(Duration::from_secs(5), outcomes(futures));
     assert_eq!((delivered, purged), (0, PENDING), "nothing forgotten");
     cluster.mock().broker_up(1).unwrap();
-    assert_eq!(consume_all(&cluster.bootstrap_servers(), "drop-down", 6, 1).len(), 1);
+    assert_eq!(
+        consume_all(&cluster.bootstrap_servers(), "drop-down", 6, 1).len(),
+        1
+    );
 }
 
 #[test]
@@ -199,7 +249,8 @@ fn backpressure_bounds_memory_and_loses_nothing() {
         });
         for i in 0..N {
             let record = Record::new("backpressure").with_payload(i.to_string());
-            tx.send(producer.produce(record).await.expect("accepted")).unwrap();
+            tx.send(producer.produce(record).await.expect("accepted"))
+                .unwrap();
         }
         drop(tx);
         reaper.await.unwrap()
@@ -207,7 +258,11 @@ fn backpressure_bounds_memory_and_loses_nothing() {
     assert_eq!(delivered, N);
     let stats = producer.stats();
     assert_eq!(stats.pool.capacity, MAX_IN_FLIGHT);
-    assert!(stats.pool.created <= MAX_IN_FLIGHT, "created {} slots", stats.pool.created);
+    assert!(
+        stats.pool.created <= MAX_IN_FLIGHT,
+        "created {} slots",
+        stats.pool.created
+    );
     assert_settled(&producer, N as u64);
     let stored = consume_all(&cluster.bootstrap_servers(), "backpressure", 6, N);
     assert_eq!(by_payload(&stored).len(), N);
@@ -220,19 +275,31 @@ fn try_produce_hands_the_record_back_when_full_or_closed() {
         .set("queue.buffering.max.messages", "1")
         .build()
         .unwrap();
-    let first = producer.try_produce(Record::new("try").with_payload("first")).unwrap();
-    let record = Record::new("try").with_key("k").with_payload("second").with_header("h", "v");
+    let first = producer
+        .try_produce(Record::new("try").with_payload("first"))
+        .unwrap();
+    let record = Record::new("try")
+        .with_key("k")
+        .with_payload("second")
+        .with_header("h", "v");
     let refused = producer.try_produce(record.clone()).unwrap_err();
     assert_eq!(*refused.error(), Error::QueueFull);
     assert!(refused.error().is_retriable());
-    assert_eq!(refused.into_record(), record, "the very same record comes back");
+    assert_eq!(
+        refused.into_record(),
+        record,
+        "the very same record comes back"
+    );
 
     first.wait().expect("delivered"); // frees the only slot
     let second = producer.try_produce(record.clone()).expect("room again");
     second.wait().expect("delivered");
     futures::executor::block_on(producer.close());
     let refused = producer.try_produce(record.clone()).unwrap_err();
-    assert_eq!((*refused.error() == Error::Closed, refused.into_record()), (true, record));
+    assert_eq!(
+        (*refused.error() == Error::Closed, refused.into_record()),
+        (true, record)
+    );
     assert_settled(&producer, 2);
 }
 
@@ -243,13 +310,20 @@ fn a_cancelled_produce_leaves_nothing_queued() {
         .set("queue.buffering.max.messages", "1")
         .build()
         .unwrap();
-    let held = producer.try_produce(Record::new("cancel").with_payload("held")).unwrap();
+    let held = producer
+        .try_produce(Record::new("cancel").with_payload("held"))
+        .unwrap();
     {
-        let mut waiting = Box::pin(producer.produce(Record::new("cancel").with_payload("cancelled")));
-        assert!((&mut waiting).now_or_never().is_none(), "waits for a free slot");
+        let mut waiting =
+            Box::pin(producer.produce(Record::new("cancel").with_payload("cancelled")));
+        assert!(
+            (&mut waiting).now_or_never().is_none(),
+            "waits for a free slot"
+        );
     } // dropped while waiting
     held.wait().unwrap();
-    let after = futures::executor::block_on(producer.send(Record::new("cancel").with_payload("after")));
+    let after =
+        futures::executor::block_on(producer.send(Record::new("cancel").with_payload("after")));
     after.expect("delivered");
     assert_settled(&producer, 2);
     let stored = consume_all(&cluster.bootstrap_servers(), "cancel", 1, 2);

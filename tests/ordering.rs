@@ -51,7 +51,9 @@ fn check_order_and_content(batch_size: Option<usize>) {
     let cluster = cluster(&name, 6);
     let mut builder = builder(&cluster).workers(4);
     if let Some(size) = batch_size {
-        builder = builder.batch_size(size).buffer_timeout(Duration::from_millis(20));
+        builder = builder
+            .batch_size(size)
+            .buffer_timeout(Duration::from_millis(20));
     }
     let producer = builder.build().unwrap();
     let topic = Topic::from(name.clone());
@@ -62,7 +64,12 @@ fn check_order_and_content(batch_size: Option<usize>) {
                 tokio::spawn(async move {
                     let mut futures = Vec::with_capacity(PER_TASK);
                     for i in 0..PER_TASK {
-                        futures.push(producer.produce(record(&topic, t, i)).await.expect("accepted"));
+                        futures.push(
+                            producer
+                                .produce(record(&topic, t, i))
+                                .await
+                                .expect("accepted"),
+                        );
                     }
                     for f in futures {
                         f.await.expect("delivered");
@@ -78,12 +85,18 @@ fn check_order_and_content(batch_size: Option<usize>) {
     let stored = consume_all(&cluster.bootstrap_servers(), &name, 6, TASKS * PER_TASK);
     let mut by_key: HashMap<Vec<u8>, Vec<&Consumed>> = HashMap::new();
     for r in &stored {
-        by_key.entry(r.key.clone().expect("keyed")).or_default().push(r);
+        by_key
+            .entry(r.key.clone().expect("keyed"))
+            .or_default()
+            .push(r);
     }
     assert_eq!(by_key.len(), TASKS * KEYS_PER_TASK);
     for (key, mut records) in by_key {
         let partition = records[0].partition;
-        assert!(records.iter().all(|r| r.partition == partition), "one key, one partition");
+        assert!(
+            records.iter().all(|r| r.partition == partition),
+            "one key, one partition"
+        );
         records.sort_by_key(|r| r.offset);
         let sequence: Vec<usize> = records
             .iter()
@@ -94,7 +107,12 @@ fn check_order_and_content(batch_size: Option<usize>) {
             .collect();
         let mut sorted = sequence.clone();
         sorted.sort_unstable();
-        assert_eq!(sequence, sorted, "key {:?} out of order", String::from_utf8_lossy(&key));
+        assert_eq!(
+            sequence,
+            sorted,
+            "key {:?} out of order",
+            String::from_utf8_lossy(&key)
+        );
     }
 
     // Exact content: rebuild what each record should be and compare.
@@ -113,7 +131,9 @@ fn check_order_and_content(batch_size: Option<usize>) {
         if let Some(ts) = sent.timestamp() {
             assert_eq!(r.timestamp, Some(ts), "timestamp of {payload}");
         } else {
-            assert!(r.timestamp.is_some_and(|ts| ts > 1_700_000_000_000 + 10_000_000));
+            assert!(r
+                .timestamp
+                .is_some_and(|ts| ts > 1_700_000_000_000 + 10_000_000));
         }
     }
 }

@@ -54,7 +54,12 @@ const WINDOW: usize = 10_000;
 const MEASURED: usize = 100_000;
 
 /// Produces `n` records keeping `WINDOW` in flight, awaiting each.
-fn produce(producer: &aioproducer::AioProducer, topic: &Topic, window: &mut VecDeque<DeliveryFuture>, n: usize) {
+fn produce(
+    producer: &aioproducer::AioProducer,
+    topic: &Topic,
+    window: &mut VecDeque<DeliveryFuture>,
+    n: usize,
+) {
     static PAYLOAD: [u8; 100] = [b'x'; 100];
     for _ in 0..n {
         if window.len() == WINDOW {

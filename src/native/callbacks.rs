@@ -128,7 +128,9 @@ unsafe extern "C" fn error(
         // SAFETY: NUL-terminated string valid for the call.
         let reason = unsafe { c_str(reason) };
         match code {
-            Ok(RDKafkaErrorCode::Fatal) => log::error!(target: "librdkafka", "fatal error: {reason}"),
+            Ok(RDKafkaErrorCode::Fatal) => {
+                log::error!(target: "librdkafka", "fatal error: {reason}")
+            }
             Ok(code) => log::warn!(target: "librdkafka", "{code:?}: {reason}"),
             Err(_) => log::warn!(target: "librdkafka", "error {reason}"),
         }
@@ -145,8 +147,12 @@ unsafe extern "C" fn statistics(
 ) -> c_int {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: librdkafka passes `len` readable bytes and our opaque.
-        let (context, bytes) =
-            unsafe { (context(opaque), std::slice::from_raw_parts(json.cast::<u8>(), len)) };
+        let (context, bytes) = unsafe {
+            (
+                context(opaque),
+                std::slice::from_raw_parts(json.cast::<u8>(), len),
+            )
+        };
         *context.shared.librdkafka_stats.lock() = Some(String::from_utf8_lossy(bytes).into_owned());
     }));
     0 // librdkafka frees the JSON.

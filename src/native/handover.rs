@@ -97,7 +97,13 @@ impl Handover {
         // and key pointers stay valid until their delivery reports (slots
         // own the bytes); the topic handle is live.
         let accepted = unsafe {
-            rd::rd_kafka_produce_batch(topic.ptr(), UNASSIGNED, FLAGS, self.messages.as_mut_ptr(), count)
+            rd::rd_kafka_produce_batch(
+                topic.ptr(),
+                UNASSIGNED,
+                FLAGS,
+                self.messages.as_mut_ptr(),
+                count,
+            )
         };
         if accepted < count {
             for m in &self.messages {
@@ -114,7 +120,9 @@ impl Handover {
 
 /// Borrows bytes as librdkafka's `(pointer, length)`; NULL for none.
 fn raw(bytes: Option<&bytes::Bytes>) -> (*mut c_void, usize) {
-    bytes.map_or((ptr::null_mut(), 0), |b| (b.as_ptr() as *mut c_void, b.len()))
+    bytes.map_or((ptr::null_mut(), 0), |b| {
+        (b.as_ptr() as *mut c_void, b.len())
+    })
 }
 
 /// The batch-call entry for a plain record.
@@ -176,8 +184,18 @@ fn produce_one(
         vu(V::RD_KAFKA_VTYPE_PARTITION, U { i32_: partition }),
         vu(V::RD_KAFKA_VTYPE_VALUE, mem(raw(record.payload()))),
         vu(V::RD_KAFKA_VTYPE_KEY, mem(raw(record.key()))),
-        vu(V::RD_KAFKA_VTYPE_OPAQUE, U { ptr: ticket.to_opaque() }),
-        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: rd::RD_KAFKA_MSG_F_BLOCK }),
+        vu(
+            V::RD_KAFKA_VTYPE_OPAQUE,
+            U {
+                ptr: ticket.to_opaque(),
+            },
+        ),
+        vu(
+            V::RD_KAFKA_VTYPE_MSGFLAGS,
+            U {
+                i: rd::RD_KAFKA_MSG_F_BLOCK,
+            },
+        ),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
     ];

@@ -22,5 +22,7 @@ pub(crate) unsafe fn c_str(ptr: *const c_char) -> String {
         return String::new();
     }
     // SAFETY: non-null and NUL-terminated (function contract).
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -29,7 +29,9 @@ impl NativeTopic {
         })?;
         // SAFETY: the client pointer is valid while `producer` lives, the name
         // is NUL-terminated, and a NULL conf means the default topic conf.
-        let ptr = unsafe { rd::rd_kafka_topic_new(producer.ptr(), c_name.as_ptr(), std::ptr::null_mut()) };
+        let ptr = unsafe {
+            rd::rd_kafka_topic_new(producer.ptr(), c_name.as_ptr(), std::ptr::null_mut())
+        };
         if ptr.is_null() {
             return Err(Error::InvalidTopic {
                 topic: name.into(),

@@ -13,7 +13,9 @@ use aioproducer::{AioProducer, AioProducerBuilder, EmbeddedCluster};
 /// An embedded cluster with `topic` created with `partitions` partitions.
 pub fn cluster(topic: &str, partitions: i32) -> EmbeddedCluster {
     let cluster = EmbeddedCluster::new(1).expect("embedded cluster");
-    cluster.create_topic(topic, partitions).expect("create topic");
+    cluster
+        .create_topic(topic, partitions)
+        .expect("create topic");
     cluster
 }
 
@@ -36,7 +38,12 @@ pub struct Consumed {
 /// Reads `expected` records of `topic` (all `partitions`) from the start,
 /// failing the test if they do not all arrive within a minute, or if more
 /// arrive within a short grace period after.
-pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<Consumed> {
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<Consumed> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("verify-{topic}"))
@@ -61,14 +68,22 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usiz
             None if out.len() >= expected => grace_until = Some(now + Duration::from_millis(500)),
             _ => {}
         }
-        assert!(now < deadline, "consumed {} of {expected} records of {topic} in 60 s", out.len());
+        assert!(
+            now < deadline,
+            "consumed {} of {expected} records of {topic} in 60 s",
+            out.len()
+        );
         let Some(message) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
         let message = message.expect("consume");
         let headers = message
             .headers()
-            .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
             .unwrap_or_default();
         out.push(Consumed {
             partition: message.partition(),
@@ -87,7 +102,9 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usiz
 pub fn by_payload(records: &[Consumed]) -> HashMap<Vec<u8>, usize> {
     let mut seen = HashMap::new();
     for r in records {
-        *seen.entry(r.payload.clone().unwrap_or_default()).or_insert(0) += 1;
+        *seen
+            .entry(r.payload.clone().unwrap_or_default())
+            .or_insert(0) += 1;
     }
     seen
 }
