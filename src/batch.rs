@@ -1,77 +1,134 @@
 //! Per-(topic, partition) batches a worker builds while draining its ring.
 //!
-//! Records keep their ring order within a batch. Records of one key (no
-//! explicit partition) share a batch for "partitioner's choice", so their
-//! order survives too. All vectors are kept and reused: after warm-up,
-//! batching allocates nothing.
+//! Tickets are appended in ring order with the number of their batch; at
+//! hand-over a stable counting sort lays each batch out contiguously, so
+//! every batch keeps ring order (and a key's records, which share a batch
+//! for "partitioner's choice", keep theirs). Both arrays are allocated once,
+//! for the most records a worker can hold, so batching never allocates per
+//! record or grows at a new high-water mark; only a topic/partition pair
+//! never seen before adds an entry to the batch table.
 
 use std::collections::HashMap;
 
 use crate::ring::Ticket;
 
-/// The records for one topic and partition, in order.
-#[derive(Debug)]
-pub(crate) struct Batch {
-    /// Index into the worker's topic cache.
+/// One batch: a topic (index into the worker's topic cache) and a partition
+/// (explicit, or `UNASSIGNED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BatchKey {
     pub(crate) topic: u32,
-    /// Explicit partition, or `UNASSIGNED`.
     pub(crate) partition: i32,
-    pub(crate) tickets: Vec<Ticket>,
 }
 
 /// A worker's batches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Batches {
-    batches: Vec<Batch>,
-    lookup: HashMap<(u32, i32), usize>,
+    /// Held tickets in arrival order, with their batch number.
+    held: Vec<(u32, Ticket)>,
+    /// The same tickets grouped by batch, at hand-over.
+    sorted: Vec<Ticket>,
+    keys: Vec<BatchKey>,
+    /// Tickets held per batch (then, during hand-over, each batch's end).
+    counts: Vec<usize>,
     /// Batches holding records, in the order they were started.
-    used: Vec<usize>,
+    used: Vec<u32>,
+    lookup: HashMap<BatchKey, u32>,
     /// The last batch pushed to, which a run of records usually hits again.
-    last: Option<((u32, i32), usize)>,
-    held: usize,
+    last: Option<(BatchKey, u32)>,
 }
 
 impl Batches {
-    /// Adds a record to its batch.
-    pub(crate) fn push(&mut self, topic: u32, partition: i32, ticket: Ticket) {
-        let key = (topic, partition);
-        let index = match self.last {
-            Some((last, index)) if last == key => index,
+    /// Batches for at most `max_held` records at a time.
+    pub(crate) fn with_capacity(max_held: usize) -> Self {
+        Self {
+            held: Vec::with_capacity(max_held),
+            sorted: vec![Ticket::new(0, 0); max_held],
+            keys: Vec::new(),
+            counts: Vec::new(),
+            used: Vec::new(),
+            lookup: HashMap::new(),
+            last: None,
+        }
+    }
+
+    /// Adds a record to its batch. Panics beyond `max_held` records: the
+    /// worker never drains more than that before handing over.
+    pub(crate) fn push(&mut self, key: BatchKey, ticket: Ticket) {
+        assert!(
+            self.held.len() < self.sorted.len(),
+            "more records held than planned for"
+        );
+        let batch = match self.last {
+            Some((last, batch)) if last == key => batch,
             _ => {
-                let index = *self.lookup.entry(key).or_insert_with(|| {
-                    self.batches.push(Batch {
-                        topic,
-                        partition,
-                        tickets: Vec::new(),
-                    });
-                    self.batches.len() - 1
-                });
-                self.last = Some((key, index));
-                index
+                let batch = match self.lookup.get(&key) {
+                    Some(&batch) => batch,
+                    None => {
+                        let batch = self.keys.len() as u32;
+                        self.keys.push(key);
+                        self.counts.push(0);
+                        self.lookup.insert(key, batch);
+                        batch
+                    }
+                };
+                self.last = Some((key, batch));
+                batch
             }
         };
-        let batch = &mut self.batches[index];
-        if batch.tickets.is_empty() {
-            self.used.push(index);
+        let count = &mut self.counts[batch as usize];
+        if *count == 0 {
+            self.used.push(batch);
         }
-        batch.tickets.push(ticket);
-        self.held += 1;
+        *count += 1;
+        self.held.push((batch, ticket));
     }
 
     /// Records held.
     pub(crate) fn held(&self) -> usize {
-        self.held
+        self.held.len()
     }
 
     /// Hands every non-empty batch to `f`, oldest first, and empties them.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(&Batch)) {
-        for &index in &self.used {
-            let batch = &mut self.batches[index];
-            f(batch);
-            batch.tickets.clear();
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(BatchKey, &[Ticket])) {
+        // Each batch's end offset in `sorted`, in the order batches started.
+        let mut end = 0;
+        for &batch in &self.used {
+            end += self.counts[batch as usize];
+            self.counts[batch as usize] = end;
+        }
+        // Stable scatter, back to front: each ticket goes just before its
+        // batch's end, which then moves down.
+        for &(batch, ticket) in self.held.iter().rev() {
+            let slot = &mut self.counts[batch as usize];
+            *slot -= 1;
+            self.sorted[*slot] = ticket;
+        }
+        // `counts` now holds each batch's start.
+        for (i, &batch) in self.used.iter().enumerate() {
+            let start = self.counts[batch as usize];
+            let stop = self
+                .used
+                .get(i + 1)
+                .map_or(self.held.len(), |&next| self.counts[next as usize]);
+            f(self.keys[batch as usize], &self.sorted[start..stop]);
+        }
+        for &batch in &self.used {
+            self.counts[batch as usize] = 0;
         }
         self.used.clear();
-        self.held = 0;
+        self.held.clear();
+    }
+
+    /// Removes and returns every held ticket (for purge).
+    pub(crate) fn take_all(&mut self, mut f: impl FnMut(Ticket)) {
+        for &(_, ticket) in &self.held {
+            f(ticket);
+        }
+        for &batch in &self.used {
+            self.counts[batch as usize] = 0;
+        }
+        self.used.clear();
+        self.held.clear();
     }
 }
 
@@ -79,27 +136,55 @@ impl Batches {
 mod tests {
     use super::*;
 
+    fn key(topic: u32, partition: i32) -> BatchKey {
+        BatchKey { topic, partition }
+    }
+
     #[test]
     fn groups_by_topic_and_partition_keeping_order() {
-        let mut batches = Batches::default();
+        let mut batches = Batches::with_capacity(8);
         let t = |i| Ticket::new(i, 0);
         for (topic, partition, i) in [(0, -1, 1), (1, 2, 2), (0, -1, 3), (1, 2, 4), (0, 5, 5)] {
-            batches.push(topic, partition, t(i));
+            batches.push(key(topic, partition), t(i));
         }
         assert_eq!(batches.held(), 5);
         let mut seen = Vec::new();
-        batches.drain(|b| seen.push((b.topic, b.partition, b.tickets.clone())));
+        batches.drain(|k, tickets| seen.push((k, tickets.to_vec())));
         assert_eq!(
             seen,
             vec![
-                (0, -1, vec![t(1), t(3)]),
-                (1, 2, vec![t(2), t(4)]),
-                (0, 5, vec![t(5)]),
+                (key(0, -1), vec![t(1), t(3)]),
+                (key(1, 2), vec![t(2), t(4)]),
+                (key(0, 5), vec![t(5)]),
             ]
         );
         assert_eq!(batches.held(), 0);
-        let mut again = 0;
-        batches.drain(|_| again += 1);
-        assert_eq!(again, 0);
+        // Reused: the next round starts clean and keeps order again.
+        for i in 6..14 {
+            batches.push(key(i % 2, -1), t(i));
+        }
+        let mut seen = Vec::new();
+        batches.drain(|k, tickets| seen.push((k.topic, tickets.to_vec())));
+        assert_eq!(
+            seen,
+            vec![
+                (0, vec![t(6), t(8), t(10), t(12)]),
+                (1, vec![t(7), t(9), t(11), t(13)])
+            ]
+        );
+    }
+
+    #[test]
+    fn take_all_empties_in_arrival_order() {
+        let mut batches = Batches::with_capacity(4);
+        for i in 0..3 {
+            batches.push(key(i, -1), Ticket::new(i, 0));
+        }
+        let mut taken = Vec::new();
+        batches.take_all(|t| taken.push(t.index()));
+        assert_eq!(taken, vec![0, 1, 2]);
+        let mut any = false;
+        batches.drain(|_, _| any = true);
+        assert!(!any);
     }
 }

@@ -175,60 +175,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A record that could not be accepted, handed back with the reason.
-///
-/// Returned by [`AioProducer::produce`](crate::AioProducer::produce) and
-/// [`AioProducer::try_produce`](crate::AioProducer::try_produce): nothing is
-/// lost, the caller gets its record back to retry, reroute or drop.
-#[derive(Debug)]
-pub struct ProduceError {
-    error: Error,
-    record: Record,
-}
-
-impl ProduceError {
-    pub(crate) fn new(error: Error, record: Record) -> Self {
-        Self { error, record }
-    }
-
-    /// Why the record was refused.
-    pub fn error(&self) -> &Error {
-        &self.error
-    }
-
-    /// The refused record.
-    pub fn record(&self) -> &Record {
-        &self.record
-    }
-
-    /// Takes the record back.
-    pub fn into_record(self) -> Record {
-        self.record
-    }
-
-    /// Splits into the reason and the record.
-    pub fn into_parts(self) -> (Error, Record) {
-        (self.error, self.record)
-    }
-}
-
-impl fmt::Display for ProduceError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "record for topic {:?} not accepted: {}",
-            self.record.topic(),
-            self.error
-        )
-    }
-}
-
-impl std::error::Error for ProduceError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
-
 /// Whether a failed record may nevertheless be in the broker's log
 /// (librdkafka's `rd_kafka_msg_status_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +187,13 @@ pub enum Persistence {
     Persisted,
 }
 
-/// A record that was accepted but not delivered, handed back with the reason.
+/// A record that was not delivered, handed back with the reason.
+///
+/// Returned when a record is refused at the call
+/// ([`AioProducer::produce`](crate::AioProducer::produce): invalid, closed,
+/// no room for `try_produce`) and when its delivery fails (the
+/// [`DeliveryFuture`](crate::DeliveryFuture) resolves to it). Nothing is lost:
+/// the caller gets the record back to retry, reroute or drop.
 #[derive(Debug)]
 pub struct DeliveryError {
     error: Error,
@@ -250,6 +202,11 @@ pub struct DeliveryError {
 }
 
 impl DeliveryError {
+    /// A record refused before it was queued: it never left this process.
+    pub(crate) fn refused(error: Error, record: Record) -> Self {
+        Self::new(error, Persistence::NotPersisted, record)
+    }
+
     pub(crate) fn new(error: Error, persistence: Persistence, record: Record) -> Self {
         Self {
             error,

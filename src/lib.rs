@@ -118,7 +118,7 @@ mod worker;
 pub use config::AioProducerBuilder;
 pub use delivery::{Delivery, DeliveryFuture, Timestamp};
 pub use embedded::EmbeddedCluster;
-pub use error::{DeliveryError, Error, Persistence, ProduceError};
+pub use error::{DeliveryError, Error, Persistence};
 pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
 pub use stats::{PoolStats, Stats, WorkerStats};

@@ -42,7 +42,7 @@ use std::task::{Context, Poll, Waker};
 use crate::loom::{fence, AtomicUsize, Mutex};
 
 /// A list of tasks or threads waiting for one condition.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Notify {
     /// Listeners registered and not yet notified. Written only under the
     /// lock; read without it by notifiers to skip the lock when zero.
@@ -111,7 +111,17 @@ impl List {
 
 impl Notify {
     pub(crate) fn new() -> Self {
-        Self::default()
+        // Room for a few waiters up front, so that waiting for space does
+        // not allocate in the common case.
+        const WAITERS: usize = 8;
+        Self {
+            waiting: AtomicUsize::new(0),
+            list: Mutex::new(List {
+                entries: Vec::with_capacity(WAITERS),
+                vacant: Vec::with_capacity(WAITERS),
+                queue: VecDeque::with_capacity(WAITERS),
+            }),
+        }
     }
 
     /// Registers a listener. Check the condition again after this call and

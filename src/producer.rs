@@ -10,7 +10,7 @@ use crossbeam::utils::CachePadded;
 
 use crate::config::{native_config, native_get, AioProducerBuilder};
 use crate::delivery::{Delivery, DeliveryFuture};
-use crate::error::{DeliveryError, Error, Persistence, ProduceError};
+use crate::error::{DeliveryError, Error};
 use crate::loom::{Arc, AtomicBool, AtomicU64, Mutex};
 use crate::native::client::NativeProducer;
 use crate::notify::Notify;
@@ -180,14 +180,14 @@ impl AioProducer {
     ///
     /// Cancel-safe: dropping the returned future before it resolves leaves
     /// nothing queued.
-    pub async fn produce(&self, record: Record) -> Result<DeliveryFuture, ProduceError> {
+    pub async fn produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
         let ticket = self.enqueue(record, None).await?;
         Ok(self.future(ticket))
     }
 
     /// Queues a record if there is room right now; never waits. A full
     /// producer or ring hands the record back with [`Error::QueueFull`].
-    pub fn try_produce(&self, record: Record) -> Result<DeliveryFuture, ProduceError> {
+    pub fn try_produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
         let ticket = self.try_enqueue(record, None)?;
         Ok(self.future(ticket))
     }
@@ -195,13 +195,7 @@ impl AioProducer {
     /// Queues a record and waits for its delivery report: `produce` and the
     /// returned future in one call.
     pub async fn send(&self, record: Record) -> Result<Delivery, DeliveryError> {
-        match self.produce(record).await {
-            Ok(delivery) => delivery.await,
-            Err(refused) => {
-                let (error, record) = refused.into_parts();
-                Err(DeliveryError::new(error, Persistence::NotPersisted, record))
-            }
-        }
+        self.produce(record).await?.await
     }
 
     /// Queues a record whose report goes to `callback` instead of a future.
@@ -215,7 +209,7 @@ impl AioProducer {
         &self,
         record: Record,
         callback: F,
-    ) -> Result<(), ProduceError>
+    ) -> Result<(), DeliveryError>
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
@@ -230,7 +224,7 @@ impl AioProducer {
         &self,
         record: Record,
         callback: F,
-    ) -> Result<(), ProduceError>
+    ) -> Result<(), DeliveryError>
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
@@ -257,7 +251,7 @@ impl AioProducer {
         index: u32,
         record: Record,
         callback: Option<Callback>,
-    ) -> Result<Staged<'_>, ProduceError> {
+    ) -> Result<Staged<'_>, DeliveryError> {
         let inner = &self.inner;
         let shared = &inner.shared;
         let parity = match shared.ledger.admit() {
@@ -266,7 +260,7 @@ impl AioProducer {
                 // SAFETY: the slot was just acquired and never published.
                 unsafe { shared.pool.release(index) };
                 inner.refused.fetch_add(1, Relaxed);
-                return Err(ProduceError::new(Error::Closed, record));
+                return Err(DeliveryError::refused(Error::Closed, record));
             }
         };
         let worker = worker_for(&record, shared.workers.len());
@@ -285,9 +279,9 @@ impl AioProducer {
         &self,
         record: Record,
         callback: Option<Callback>,
-    ) -> Result<Ticket, ProduceError> {
+    ) -> Result<Ticket, DeliveryError> {
         if let Err(error) = self.check(&record) {
-            return Err(ProduceError::new(error, record));
+            return Err(DeliveryError::refused(error, record));
         }
         let shared = &self.inner.shared;
         let acquired = shared
@@ -299,7 +293,7 @@ impl AioProducer {
             })
             .await;
         let Some(index) = acquired else {
-            return Err(ProduceError::new(Error::Closed, record));
+            return Err(DeliveryError::refused(Error::Closed, record));
         };
         let staged = self.admit(index, record, callback)?;
         let ticket = staged.ticket;
@@ -324,18 +318,18 @@ impl AioProducer {
         &self,
         record: Record,
         callback: Option<Callback>,
-    ) -> Result<Ticket, ProduceError> {
+    ) -> Result<Ticket, DeliveryError> {
         if let Err(error) = self.check(&record) {
-            return Err(ProduceError::new(error, record));
+            return Err(DeliveryError::refused(error, record));
         }
         let Some(index) = self.inner.shared.pool.try_acquire() else {
-            return Err(ProduceError::new(Error::QueueFull, record));
+            return Err(DeliveryError::refused(Error::QueueFull, record));
         };
         let staged = self.admit(index, record, callback)?;
         let ticket = staged.ticket;
         match staged.push() {
             Ok(()) => Ok(ticket),
-            Err(staged) => Err(ProduceError::new(Error::QueueFull, staged.cancel())),
+            Err(staged) => Err(DeliveryError::refused(Error::QueueFull, staged.cancel())),
         }
     }
 
@@ -349,11 +343,7 @@ impl AioProducer {
         for worker in shared.workers.iter() {
             worker.force();
         }
-        shared
-            .ledger
-            .drained
-            .wait_for(|| shared.ledger.advance(target).then_some(()))
-            .await;
+        self.inner.reported_up_to(target).await;
     }
 
     /// Fails every record not yet delivered with [`Error::Purged`]: those in
@@ -363,35 +353,15 @@ impl AioProducer {
     /// produced before the call has its report.
     pub async fn purge(&self) {
         let inner = &self.inner;
-        let shared = &inner.shared;
-        let target = shared.ledger.flush_target();
-        let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
+        let target = inner.shared.ledger.flush_target();
         let native = inner.native();
-        // Purge librdkafka first too: a worker blocked on librdkafka's full
-        // queue is released by it and can then serve its request.
-        if let Some(native) = &native {
-            native.purge();
-        }
-        shared
-            .purge_acks
-            .wait_for(|| {
-                let served = shared
-                    .workers
-                    .iter()
-                    .zip(&requests)
-                    .all(|(w, &r)| w.purged(r));
-                (served || inner.finished.load(Acquire)).then_some(())
-            })
-            .await;
+        let requests = inner.request_purge(native.as_deref());
+        inner.purge_served(&requests).await;
         if let Some(native) = &native {
             native.purge();
         }
         drop(native);
-        shared
-            .ledger
-            .drained
-            .wait_for(|| shared.ledger.advance(target).then_some(()))
-            .await;
+        inner.reported_up_to(target).await;
     }
 
     /// Stops intake, waits for every outstanding report, stops the threads
@@ -404,13 +374,8 @@ impl AioProducer {
     /// helper thread, not on the caller's executor.
     pub async fn close(&self) {
         let inner = &self.inner;
-        let shared = &inner.shared;
         inner.begin_close();
-        shared
-            .ledger
-            .drained
-            .wait_for(|| (shared.ledger.in_flight() == 0).then_some(()))
-            .await;
+        inner.all_reported().await;
         if inner.threads.lock().is_some() {
             let finisher = std::sync::Arc::clone(inner);
             let spawned = std::thread::Builder::new()
@@ -481,6 +446,56 @@ impl Inner {
         self.threads.lock().as_ref().map(|t| Arc::clone(&t.native))
     }
 
+    /// Resolves once the epoch reaches `target` (see `Ledger::advance`).
+    async fn reported_up_to(&self, target: u64) {
+        let ledger = &self.shared.ledger;
+        ledger
+            .drained
+            .wait_for(|| ledger.advance(target).then_some(()))
+            .await;
+    }
+
+    /// Resolves once no record is in flight (only ends once intake stopped).
+    async fn all_reported(&self) {
+        let ledger = &self.shared.ledger;
+        ledger
+            .drained
+            .wait_for(|| (ledger.in_flight() == 0).then_some(()))
+            .await;
+    }
+
+    /// Asks every worker to fail what it holds, and purges librdkafka so a
+    /// worker blocked on librdkafka's full queue is released to serve it.
+    /// Returns the requests to wait for with [`Inner::purge_served`].
+    fn request_purge(&self, native: Option<&NativeProducer>) -> Vec<u64> {
+        let requests = self
+            .shared
+            .workers
+            .iter()
+            .map(|w| w.request_purge())
+            .collect();
+        if let Some(native) = native {
+            native.purge();
+        }
+        requests
+    }
+
+    /// Resolves once every worker served its purge request (or has exited).
+    async fn purge_served(&self, requests: &[u64]) {
+        let shared = &self.shared;
+        shared
+            .purge_acks
+            .wait_for(|| {
+                let served = shared
+                    .workers
+                    .iter()
+                    .zip(requests)
+                    .all(|(w, &r)| w.purged(r));
+                (served || self.finished.load(Acquire)).then_some(())
+            })
+            .await;
+    }
+
     /// Refuses new records and wakes everyone waiting for room, so they see
     /// it; makes workers hand over what they hold.
     fn begin_close(&self) {
@@ -530,34 +545,18 @@ impl Drop for Inner {
         let Some(threads) = self.threads.lock().take() else {
             return; // `close` finished the work.
         };
-        let shared = Arc::clone(&self.shared);
         self.begin_close();
         let timeout = Some(self.drop_timeout);
-        let drained = || {
-            shared
-                .ledger
-                .drained
-                .wait_for(|| (shared.ledger.in_flight() == 0).then_some(()))
-        };
-        if block_on(drained(), timeout).is_none() {
+        if block_on(self.all_reported(), timeout).is_none() {
             log::warn!(
                 "producer dropped without close() and {} records still pending after {:?}; purging them",
-                shared.ledger.in_flight(),
+                self.shared.ledger.in_flight(),
                 self.drop_timeout
             );
-            let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
+            let requests = self.request_purge(Some(&threads.native));
+            let _ = block_on(self.purge_served(&requests), timeout);
             threads.native.purge();
-            let served = shared.purge_acks.wait_for(|| {
-                let all = shared
-                    .workers
-                    .iter()
-                    .zip(&requests)
-                    .all(|(w, &r)| w.purged(r));
-                all.then_some(())
-            });
-            let _ = block_on(served, timeout);
-            threads.native.purge();
-            let _ = block_on(drained(), timeout);
+            let _ = block_on(self.all_reported(), timeout);
         }
         self.finish(threads);
     }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crossbeam::utils::CachePadded;
 
-use crate::batch::Batches;
+use crate::batch::{BatchKey, Batches};
 use crate::error::Error;
 use crate::loom::{Arc, AtomicBool, AtomicU64};
 use crate::native::client::NativeProducer;
@@ -131,11 +131,15 @@ impl Worker {
         batch_size: Option<usize>,
         buffer_timeout: Duration,
     ) -> std::io::Result<JoinHandle<()>> {
+        // Records held at most: a round drains at most one ring's worth, and
+        // a round ends with a hand-over once `batch_size` are held.
+        let ring_capacity = shared.workers[id].ring.capacity();
+        let max_held = ring_capacity + batch_size.map_or(0, |size| size - 1);
         let worker = Worker {
             id,
             shared,
             native,
-            batches: Batches::default(),
+            batches: Batches::with_capacity(max_held),
             topics: TopicCache::default(),
             handover: Handover::default(),
             batch_size,
@@ -198,13 +202,14 @@ impl Worker {
             // until we hand it over.
             let placed = unsafe {
                 slot.with_record(|record| {
-                    topics
-                        .get(native, record.topic())
-                        .map(|topic| (topic, record.partition().unwrap_or(UNASSIGNED)))
+                    topics.get(native, record.topic()).map(|topic| BatchKey {
+                        topic,
+                        partition: record.partition().unwrap_or(UNASSIGNED),
+                    })
                 })
             };
             match placed {
-                Ok((topic, partition)) => self.batches.push(topic, partition, ticket),
+                Ok(key) => self.batches.push(key, ticket),
                 Err(error) => self.shared.complete(ticket, Outcome::failed(error)),
             }
         }
@@ -223,10 +228,9 @@ impl Worker {
         } = self;
         let records = batches.held() as u64;
         let mut calls = 0;
-        batches.drain(|batch| {
-            let topic = topics.handle(batch.topic);
-            calls +=
-                handover.hand_over(shared, native.ptr(), topic, batch.partition, &batch.tickets);
+        batches.drain(|key, tickets| {
+            let topic = topics.handle(key.topic);
+            calls += handover.hand_over(shared, native.ptr(), topic, key.partition, tickets);
         });
         // Relaxed: statistics with a single writer.
         state
@@ -259,11 +263,8 @@ impl Worker {
         }
         state.ring.space.notify_all();
         let shared = &self.shared;
-        self.batches.drain(|batch| {
-            for &ticket in &batch.tickets {
-                shared.complete(ticket, Outcome::failed(Error::Purged));
-            }
-        });
+        self.batches
+            .take_all(|ticket| shared.complete(ticket, Outcome::failed(Error::Purged)));
         state.deadline.store(NO_DEADLINE, Relaxed);
     }
 }

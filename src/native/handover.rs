@@ -3,8 +3,8 @@
 //! Runs of plain records (no headers, no explicit timestamp) go in one
 //! `rd_kafka_produce_batch` call on the worker's cached topic handle; a
 //! record with headers or a timestamp goes alone through `rd_kafka_produceva`
-//! (the batch call cannot carry either). Runs are cut at those records, so
-//! the batch keeps its order.
+//! (the batch call cannot carry either). Runs are cut at those records (and
+//! every `MAX_RUN` records), so the batch keeps its order.
 //!
 //! Payloads are referenced, not copied (no `RD_KAFKA_MSG_F_COPY`): the slot
 //! keeps the bytes alive until the delivery report. `RD_KAFKA_MSG_F_BLOCK`
@@ -36,10 +36,22 @@ pub(crate) const UNASSIGNED: i32 = -1;
 
 const FLAGS: c_int = rd::RD_KAFKA_MSG_F_BLOCK | rd::RD_KAFKA_MSG_F_PARTITION;
 
+/// Records per batch call at most: large enough that the call's fixed cost
+/// vanishes, small enough to preallocate the buffer once.
+const MAX_RUN: usize = 1024;
+
 /// A worker's reusable hand-over buffer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Handover {
     messages: Vec<rd::rd_kafka_message_t>,
+}
+
+impl Default for Handover {
+    fn default() -> Self {
+        Self {
+            messages: Vec::with_capacity(MAX_RUN),
+        }
+    }
 }
 
 // SAFETY: the buffer only holds pointers between the calls of one hand-over,
@@ -72,6 +84,9 @@ impl Handover {
                 })
             };
             if queued {
+                if self.messages.len() == MAX_RUN {
+                    calls += self.flush(shared, topic);
+                }
                 continue;
             }
             // The run before this record goes first, to keep the order.
