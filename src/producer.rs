@@ -30,6 +30,12 @@ use crate::worker::Worker;
 ///
 /// Cheap to clone; all clones share one producer. See the [crate
 /// documentation](crate) for the design and an example.
+///
+/// Call [`close`](Self::close) when done. Dropping the last handle without
+/// it blocks the dropping thread for up to the builder's `drop_timeout`
+/// while outstanding records are delivered, then fails the rest with
+/// [`Error::Purged`]: nothing is forgotten, but an async caller should not
+/// rely on `Drop`.
 #[derive(Clone)]
 pub struct AioProducer {
     inner: std::sync::Arc<Inner>,

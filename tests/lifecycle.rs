@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aioproducer::{AioProducer, DeliveryFuture, Error, Record};
+use aioproducer::{AioProducer, DeliveryFuture, EmbeddedCluster, Error, Record};
 use common::{builder, by_payload, cluster, consume_all, run};
 use futures::FutureExt;
 
@@ -38,6 +38,28 @@ async fn outcomes(futures: Vec<DeliveryFuture>) -> (usize, usize) {
     (delivered, purged)
 }
 
+/// Records of `topic` (6 partitions) in the cluster, `expected` of them.
+fn stored(cluster: &EmbeddedCluster, topic: &str, expected: usize) -> usize {
+    by_payload(&consume_all(
+        &cluster.bootstrap_servers(),
+        topic,
+        6,
+        expected,
+    ))
+    .len()
+}
+
+/// A cluster whose broker answers every request 200 ms late, so records
+/// stay pending long enough to be flushed, closed or dropped on.
+fn slow_cluster(topic: &str) -> EmbeddedCluster {
+    let cluster = cluster(topic, 6);
+    cluster
+        .mock()
+        .broker_round_trip_time(1, Duration::from_millis(200))
+        .unwrap();
+    cluster
+}
+
 fn assert_settled(producer: &AioProducer, produced: u64) {
     let stats = producer.stats();
     assert_eq!(stats.produced, produced);
@@ -53,11 +75,7 @@ fn assert_settled(producer: &AioProducer, produced: u64) {
 
 #[test]
 fn flush_waits_for_every_pending_record() {
-    let cluster = cluster("flush", 6);
-    cluster
-        .mock()
-        .broker_round_trip_time(1, Duration::from_millis(200))
-        .unwrap();
+    let cluster = slow_cluster("flush");
     let producer = builder(&cluster).build().unwrap();
     run(Duration::from_secs(120), async {
         let futures = produce_pending(&producer, "flush", PENDING).await;
@@ -70,10 +88,7 @@ fn flush_waits_for_every_pending_record() {
         }
     });
     assert_settled(&producer, PENDING as u64);
-    assert_eq!(
-        consume_all(&cluster.bootstrap_servers(), "flush", 6, PENDING).len(),
-        PENDING
-    );
+    assert_eq!(stored(&cluster, "flush", PENDING), PENDING);
 }
 
 #[test]
@@ -117,11 +132,7 @@ fn flush_returns_while_other_tasks_keep_producing() {
 
 #[test]
 fn close_delivers_every_pending_record_then_refuses_new_ones() {
-    let cluster = cluster("close", 6);
-    cluster
-        .mock()
-        .broker_round_trip_time(1, Duration::from_millis(200))
-        .unwrap();
+    let cluster = slow_cluster("close");
     let producer = builder(&cluster).build().unwrap();
     run(Duration::from_secs(120), async {
         let futures = produce_pending(&producer, "close", PENDING).await;
@@ -142,10 +153,7 @@ fn close_delivers_every_pending_record_then_refuses_new_ones() {
         producer.close().await; // a second close returns at once
     });
     assert_settled(&producer, PENDING as u64);
-    assert_eq!(
-        consume_all(&cluster.bootstrap_servers(), "close", 6, PENDING).len(),
-        PENDING
-    );
+    assert_eq!(stored(&cluster, "close", PENDING), PENDING);
 }
 
 #[test]
@@ -178,11 +186,7 @@ fn purge_fails_every_pending_record_and_nothing_else() {
 
 #[test]
 fn drop_without_close_delivers_pending_records() {
-    let cluster = cluster("drop", 6);
-    cluster
-        .mock()
-        .broker_round_trip_time(1, Duration::from_millis(200))
-        .unwrap();
+    let cluster = slow_cluster("drop");
     let producer = builder(&cluster).build().unwrap();
     let futures = run(
         Duration::from_secs(60),
@@ -191,10 +195,7 @@ fn drop_without_close_delivers_pending_records() {
     drop(producer);
     let (delivered, purged) = run(Duration::from_secs(5), outcomes(futures));
     assert_eq!((delivered, purged), (PENDING, 0));
-    assert_eq!(
-        consume_all(&cluster.bootstrap_servers(), "drop", 6, PENDING).len(),
-        PENDING
-    );
+    assert_eq!(stored(&cluster, "drop", PENDING), PENDING);
 }
 
 #[test]
@@ -328,4 +329,44 @@ fn a_cancelled_produce_leaves_nothing_queued() {
     assert_settled(&producer, 2);
     let stored = consume_all(&cluster.bootstrap_servers(), "cancel", 1, 2);
     assert!(!by_payload(&stored).contains_key(b"cancelled".as_slice()));
+}
+
+#[test]
+fn the_timer_hands_over_a_held_batch_at_buffer_timeout() {
+    let cluster = cluster("timer", 1);
+    let timeout = Duration::from_millis(300);
+    let producer = builder(&cluster)
+        .batch_size(1000)
+        .buffer_timeout(timeout)
+        .build()
+        .unwrap();
+    futures::executor::block_on(producer.send(Record::new("timer").with_payload("warm-up")))
+        .unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let delivery = producer
+            .try_produce(Record::new("timer").with_payload("held"))
+            .unwrap();
+        delivery.wait().expect("delivered");
+        let waited = started.elapsed();
+        assert!(
+            waited >= timeout,
+            "held for the buffer timeout, not {waited:?}"
+        );
+        assert!(
+            waited < timeout * 5,
+            "handed over soon after the timeout, not {waited:?}"
+        );
+    }
+    // A flush does not wait for the timer.
+    let started = Instant::now();
+    let delivery = producer
+        .try_produce(Record::new("timer").with_payload("flushed"))
+        .unwrap();
+    futures::executor::block_on(producer.flush());
+    assert!(
+        started.elapsed() < timeout,
+        "flush handed the batch over at once"
+    );
+    delivery.wait().unwrap();
 }
