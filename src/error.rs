@@ -47,6 +47,17 @@ pub enum Error {
         /// The configured `message.max.bytes`.
         max: usize,
     },
+    /// The record, even in a batch of its own, is larger than its topic's
+    /// `max.message.bytes`: the broker would reject it, and with it every
+    /// record librdkafka batched alongside. Refused alone instead.
+    RecordTooLargeForTopic {
+        /// The topic.
+        topic: String,
+        /// The size of a record batch holding just this record, in bytes.
+        size: usize,
+        /// The topic's `max.message.bytes`.
+        max: usize,
+    },
     /// No room right now (only from the non-waiting `try_*` calls).
     QueueFull,
     /// The producer is closed or closing.
@@ -76,7 +87,9 @@ impl Error {
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
             Error::Kafka { code, .. } => Some(*code),
-            Error::RecordTooLarge { .. } => Some(RDKafkaErrorCode::MessageSizeTooLarge),
+            Error::RecordTooLarge { .. } | Error::RecordTooLargeForTopic { .. } => {
+                Some(RDKafkaErrorCode::MessageSizeTooLarge)
+            }
             Error::QueueFull => Some(RDKafkaErrorCode::QueueFull),
             _ => None,
         }
@@ -159,11 +172,16 @@ impl fmt::Display for Error {
                 "record of {size} bytes (key, payload, headers and framing) exceeds \
                  message.max.bytes={max}"
             ),
+            Error::RecordTooLargeForTopic { topic, size, max } => write!(
+                f,
+                "record batch of {size} bytes (this record alone) exceeds topic {topic:?}'s \
+                 max.message.bytes={max}"
+            ),
             Error::QueueFull => f.write_str("the producer's queue is full"),
             Error::Closed => f.write_str("the producer is closed"),
             Error::Purged => f.write_str("the record was purged before delivery"),
             Error::Kafka { code, detail } => {
-                write!(f, "Kafka error {code:?}: {code}")?;
+                write!(f, "Kafka error: {code}")?;
                 if let Some(detail) = detail {
                     write!(f, " ({detail})")?;
                 }

@@ -22,7 +22,7 @@ use crate::slot::Callback;
 use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::timer::Timer;
 use crate::wait::block_on;
-use crate::worker::Worker;
+use crate::worker::{Worker, WorkerConfig};
 
 /// An asynchronous Kafka producer: lock-free intake from any thread or
 /// runtime, a future per record, delivery reports completed on librdkafka's
@@ -138,6 +138,11 @@ impl AioProducer {
         let max_message_bytes = native_get(&native, "message.max.bytes")?
             .parse()
             .map_err(|_| Error::Client("unreadable message.max.bytes".into()))?;
+        let worker_config = WorkerConfig {
+            batch_size: builder.batch_size,
+            buffer_timeout: builder.buffer_timeout,
+            check_topic_limits: native_get(&native, "compression.type")? == "none",
+        };
         drop(native);
         let shared = Arc::new(Shared::new(
             max_in_flight,
@@ -147,15 +152,7 @@ impl AioProducer {
         ));
         let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
         let spawned = (0..builder.workers)
-            .map(|id| {
-                Worker::spawn(
-                    id,
-                    Arc::clone(&shared),
-                    Arc::clone(&native),
-                    builder.batch_size,
-                    builder.buffer_timeout,
-                )
-            })
+            .map(|id| Worker::spawn(id, Arc::clone(&shared), Arc::clone(&native), worker_config))
             .collect::<Result<Vec<_>, _>>()
             .and_then(|workers| Ok((workers, Timer::spawn(Arc::clone(&shared))?)));
         let (workers, timer) =

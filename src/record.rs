@@ -272,6 +272,27 @@ impl Record {
         V2_MAX_OVERHEAD + len(&self.key) + len(&self.payload) + headers
     }
 
+    /// The size of a Kafka v2 record batch holding only this record, as a
+    /// broker compares it with a topic's `max.message.bytes` (uncompressed):
+    /// the 61-byte batch header plus the record's exact encoding.
+    pub(crate) fn batch_size_alone(&self) -> usize {
+        const BATCH_HEADER: usize = 61;
+        let field =
+            |b: Option<&Bytes>| b.map_or(varint_len_signed(-1), |b| varint_len(b.len()) + b.len());
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| varint_len(h.key.len()) + h.key.len() + field(h.value.as_ref()))
+            .sum();
+        // attributes, timestamp delta 0, offset delta 0: one byte each.
+        let body = 3
+            + field(self.key.as_ref())
+            + field(self.payload.as_ref())
+            + varint_len(self.headers.len())
+            + headers;
+        BATCH_HEADER + varint_len(body) + body
+    }
+
     /// Checks everything that can be checked before the record is queued, so
     /// bad input fails at the call instead of in a delivery report.
     pub(crate) fn validate(&self, max_message_bytes: usize) -> Result<(), Error> {
@@ -299,7 +320,11 @@ impl Record {
 
 /// Length of `n` as a zig-zag varint (librdkafka's `rd_uvarint_enc_i64`).
 fn varint_len(n: usize) -> usize {
-    let zigzag = (n as u64) << 1;
+    varint_len_signed(n as i64)
+}
+
+fn varint_len_signed(n: i64) -> usize {
+    let zigzag = ((n << 1) ^ (n >> 63)) as u64;
     (64 - (zigzag | 1).leading_zeros() as usize).div_ceil(7)
 }
 
@@ -340,6 +365,18 @@ mod tests {
         assert_eq!(varint_len(64), 2); // zig-zag 128
         assert_eq!(varint_len(8191), 2);
         assert_eq!(varint_len(8192), 3);
+    }
+
+    #[test]
+    fn batch_size_alone_matches_the_v2_encoding() {
+        // 61-byte batch header; record: length 1 + attributes 1 + deltas 2 +
+        // null key 1 + value length 1 + 3 value bytes + header count 1.
+        let r = Record::new("t").with_payload("abc");
+        assert_eq!(r.batch_size_alone(), 61 + 1 + 1 + 2 + 1 + 1 + 3 + 1);
+        // A header "h"="v": key length 1 + 1 + value length 1 + 1.
+        let r = r.with_header("h", "v");
+        assert_eq!(r.batch_size_alone(), 61 + 1 + 1 + 2 + 1 + 1 + 3 + 1 + 4);
+        assert_eq!(varint_len_signed(-1), 1);
     }
 
     #[test]

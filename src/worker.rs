@@ -110,6 +110,15 @@ impl WorkerState {
     }
 }
 
+/// The settings every worker runs with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerConfig {
+    pub(crate) batch_size: Option<usize>,
+    pub(crate) buffer_timeout: Duration,
+    /// Refuse records larger than their topic's `max.message.bytes`.
+    pub(crate) check_topic_limits: bool,
+}
+
 /// One worker thread's private state.
 pub(crate) struct Worker {
     id: usize,
@@ -118,8 +127,7 @@ pub(crate) struct Worker {
     batches: Batches,
     topics: TopicCache,
     handover: Handover,
-    batch_size: Option<usize>,
-    buffer_timeout: Duration,
+    config: WorkerConfig,
 }
 
 impl Worker {
@@ -128,22 +136,20 @@ impl Worker {
         id: usize,
         shared: Arc<Shared>,
         native: Arc<NativeProducer>,
-        batch_size: Option<usize>,
-        buffer_timeout: Duration,
+        config: WorkerConfig,
     ) -> std::io::Result<JoinHandle<()>> {
         // Records held at most: a round drains at most one ring's worth, and
         // a round ends with a hand-over once `batch_size` are held.
         let ring_capacity = shared.workers[id].ring.capacity();
-        let max_held = ring_capacity + batch_size.map_or(0, |size| size - 1);
+        let max_held = ring_capacity + config.batch_size.map_or(0, |size| size - 1);
         let worker = Worker {
             id,
             shared,
             native,
             batches: Batches::with_capacity(max_held),
-            topics: TopicCache::default(),
+            topics: TopicCache::new(config.check_topic_limits),
             handover: Handover::default(),
-            batch_size,
-            buffer_timeout,
+            config,
         };
         std::thread::Builder::new()
             .name(format!("aioproducer-worker-{id}"))
@@ -168,7 +174,7 @@ impl Worker {
             if drained > 0 {
                 state.ring.space.notify_many(drained);
             }
-            let due = match self.batch_size {
+            let due = match self.config.batch_size {
                 None => true,
                 Some(size) => forced || stopping || self.batches.held() >= size,
             };
@@ -202,8 +208,19 @@ impl Worker {
             // until we hand it over.
             let placed = unsafe {
                 slot.with_record(|record| {
-                    topics.get(native, record.topic()).map(|topic| BatchKey {
-                        topic,
+                    let topic = topics.get(native, record.topic())?;
+                    if let Some(max) = topic.limit {
+                        let size = record.batch_size_alone();
+                        if size > max {
+                            return Err(Error::RecordTooLargeForTopic {
+                                topic: record.topic().to_string(),
+                                size,
+                                max,
+                            });
+                        }
+                    }
+                    Ok(BatchKey {
+                        topic: topic.index,
                         partition: record.partition().unwrap_or(UNASSIGNED),
                     })
                 })
@@ -250,7 +267,7 @@ impl Worker {
         let timer = &self.shared.timer;
         let deadline = timer
             .now()
-            .saturating_add(self.buffer_timeout.as_nanos() as u64);
+            .saturating_add(self.config.buffer_timeout.as_nanos() as u64);
         // SeqCst: pairs with the timer's store of its next wake-up (timer.rs).
         state.deadline.store(deadline, SeqCst);
         timer.schedule(deadline);

@@ -31,7 +31,9 @@ fn every_record_of_100k_over_6_partitions_is_delivered_once_and_stored_intact() 
     let reports = run(Duration::from_secs(120), async {
         let mut futures = Vec::with_capacity(N);
         for i in 0..N {
-            let record = Record::new(&topic).with_payload(format!("record-{i}"));
+            let record = Record::new(&topic)
+                .with_key(format!("key-{}", i % 1000))
+                .with_payload(format!("record-{i}"));
             futures.push(producer.produce(record).await.expect("accepted"));
         }
         let mut reports = Vec::with_capacity(N);

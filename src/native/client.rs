@@ -19,6 +19,8 @@
 
 use std::ffi::c_void;
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::client::Client;
@@ -29,7 +31,7 @@ use rdkafka::ClientContext;
 use crate::config::native_config;
 use crate::error::Error;
 use crate::loom::Arc;
-use crate::native::callbacks;
+use crate::native::{admin, callbacks};
 use crate::shared::Shared;
 
 /// What librdkafka's callbacks reach through the configuration opaque.
@@ -54,8 +56,15 @@ pub(crate) struct NativeProducer {
     /// Main queue forwarded to `background`; un-forwarded on drop.
     main: Queue,
     _background: Queue,
+    /// Whether the cluster answers admin requests: `ADMIN_UNKNOWN`, `_YES`
+    /// or `_NO`.
+    admin: AtomicU8,
     client: Client<ProducerContext>,
 }
+
+const ADMIN_UNKNOWN: u8 = 0;
+const ADMIN_YES: u8 = 1;
+const ADMIN_NO: u8 = 2;
 
 // SAFETY: librdkafka handles are thread-safe; the queue pointers are only
 // used at construction and drop.
@@ -105,6 +114,7 @@ impl NativeProducer {
         Ok(Self {
             main,
             _background: background,
+            admin: AtomicU8::new(ADMIN_UNKNOWN),
             client,
         })
     }
@@ -112,6 +122,30 @@ impl NativeProducer {
     /// The raw handle, valid while `self` lives.
     pub(crate) fn ptr(&self) -> *mut rd::rd_kafka_t {
         self.client.native_ptr()
+    }
+
+    /// The topic's `max.message.bytes`, read from the cluster (blocks for
+    /// up to about `timeout`). Fails at once on a cluster found unable to
+    /// answer admin requests.
+    pub(crate) fn topic_max_message_bytes(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<usize, String> {
+        // Relaxed: a memo; racing workers at worst both check.
+        match self.admin.load(Relaxed) {
+            ADMIN_NO => return Err("the cluster answers no admin requests".into()),
+            ADMIN_UNKNOWN => match admin::controller_reachable(self.ptr(), timeout) {
+                Some(true) => self.admin.store(ADMIN_YES, Relaxed),
+                Some(false) => {
+                    self.admin.store(ADMIN_NO, Relaxed);
+                    return Err("the cluster names no reachable controller".into());
+                }
+                None => return Err("no controller known yet".into()),
+            },
+            _ => {}
+        }
+        admin::topic_max_message_bytes(self.ptr(), topic, timeout)
     }
 
     /// Fails every record librdkafka holds with a purge error (reported

@@ -3,9 +3,11 @@
 //!
 //! - [`client`]: the producer handle, its delivery-report route and its queues;
 //! - [`callbacks`]: the `extern "C"` functions librdkafka calls;
-//! - [`topic`]: cached `rd_kafka_topic_t` handles;
+//! - [`topic`]: cached `rd_kafka_topic_t` handles and topic size limits;
+//! - [`admin`]: reading a topic's `max.message.bytes`;
 //! - [`handover`]: giving a batch of records to librdkafka.
 
+pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod client;
 pub(crate) mod handover;

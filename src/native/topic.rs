@@ -4,12 +4,15 @@
 //! would cost a lookup and a refcount each time, so every worker keeps one
 //! per topic for its lifetime.
 
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::time::{Duration, Instant};
 
 use rdkafka::bindings as rd;
 
 use crate::error::Error;
 use crate::native::client::NativeProducer;
+use crate::record::Topic;
 
 /// An owned reference to a librdkafka topic object.
 #[derive(Debug)]
@@ -54,42 +57,97 @@ impl Drop for NativeTopic {
     }
 }
 
+/// How long a topic's `max.message.bytes` is trusted before it is read
+/// again, and how long to wait before retrying a failed read.
+const LIMIT_FRESH_FOR: Duration = Duration::from_secs(300);
+const LIMIT_RETRY_AFTER: Duration = Duration::from_secs(30);
+const LIMIT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A topic handle with the topic's `max.message.bytes`, when known.
+#[derive(Debug)]
+struct Entry {
+    handle: NativeTopic,
+    limit: Option<usize>,
+    /// When to read the limit again.
+    refresh_at: Instant,
+}
+
+/// A topic as a worker sees it: its handle's index and its batch-size limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TopicInfo {
+    pub(crate) index: u32,
+    /// The topic's `max.message.bytes`, if known and checked.
+    pub(crate) limit: Option<usize>,
+}
+
 /// A worker's topic handles, looked up by name.
 #[derive(Debug, Default)]
 pub(crate) struct TopicCache {
-    handles: Vec<NativeTopic>,
-    index: std::collections::HashMap<crate::record::Topic, u32>,
+    entries: Vec<Entry>,
+    index: HashMap<Topic, u32>,
     /// The last topic looked up: consecutive records usually share it.
-    last: Option<(crate::record::Topic, u32)>,
+    last: Option<(Topic, TopicInfo)>,
+    /// Whether to read topic limits (off when batches are compressed: the
+    /// broker checks the compressed size, which we cannot know).
+    check_limits: bool,
 }
 
 impl TopicCache {
-    /// The index of `topic`'s handle, created on first use.
+    pub(crate) fn new(check_limits: bool) -> Self {
+        Self {
+            check_limits,
+            ..Self::default()
+        }
+    }
+
+    /// The handle index and limit of `topic`, created (and the limit read)
+    /// on first use.
     pub(crate) fn get(
         &mut self,
         producer: &NativeProducer,
-        topic: &crate::record::Topic,
-    ) -> Result<u32, Error> {
-        if let Some((last, index)) = &self.last {
+        topic: &Topic,
+    ) -> Result<TopicInfo, Error> {
+        if let Some((last, info)) = &self.last {
             if last == topic {
-                return Ok(*index);
+                return Ok(*info);
             }
         }
         let index = match self.index.get(topic) {
             Some(&index) => index,
             None => {
-                self.handles.push(NativeTopic::new(producer, topic)?);
-                let index = (self.handles.len() - 1) as u32;
+                self.entries.push(Entry {
+                    handle: NativeTopic::new(producer, topic)?,
+                    limit: None,
+                    refresh_at: Instant::now(),
+                });
+                let index = (self.entries.len() - 1) as u32;
                 self.index.insert(topic.clone(), index);
                 index
             }
         };
-        self.last = Some((topic.clone(), index));
-        Ok(index)
+        let entry = &mut self.entries[index as usize];
+        if self.check_limits && entry.refresh_at <= Instant::now() {
+            match producer.topic_max_message_bytes(topic, LIMIT_LOOKUP_TIMEOUT) {
+                Ok(limit) => {
+                    entry.limit = Some(limit);
+                    entry.refresh_at = Instant::now() + LIMIT_FRESH_FOR;
+                }
+                Err(reason) => {
+                    log::debug!("max.message.bytes of topic {topic:?} unknown: {reason}");
+                    entry.refresh_at = Instant::now() + LIMIT_RETRY_AFTER;
+                }
+            }
+        }
+        let info = TopicInfo {
+            index,
+            limit: entry.limit,
+        };
+        self.last = Some((topic.clone(), info));
+        Ok(info)
     }
 
     /// The handle at `index` (from [`TopicCache::get`]).
     pub(crate) fn handle(&self, index: u32) -> &NativeTopic {
-        &self.handles[index as usize]
+        &self.entries[index as usize].handle
     }
 }

@@ -1,0 +1,130 @@
+//! Asking the cluster for a topic's `max.message.bytes`.
+//!
+//! The broker rejects a whole record batch when it is larger than the
+//! topic's `max.message.bytes`, and librdkafka does not split the batch and
+//! retry as the Java client does: one oversized record fails every record
+//! batched with it. Knowing the limit, a worker fails the oversized record
+//! alone before it reaches librdkafka, and its neighbours are delivered.
+//!
+//! The lookup is `DescribeConfigs` on the producer's own handle, with a
+//! private result queue polled by the calling worker. Admin requests go to
+//! the cluster's controller; librdkafka's mock cluster names a controller
+//! that is none of its brokers, and a request would wait out its timeout
+//! there, so the cluster is first checked for a reachable controller
+//! ([`controller_reachable`]).
+
+use std::ffi::{c_int, CString};
+use std::ptr;
+use std::time::Duration;
+
+use rdkafka::bindings as rd;
+
+use crate::native::c_str;
+
+/// An owned admin result queue.
+struct ResultQueue(*mut rd::rd_kafka_queue_t);
+
+impl Drop for ResultQueue {
+    fn drop(&mut self) {
+        // SAFETY: we own the queue, from `rd_kafka_queue_new`.
+        unsafe { rd::rd_kafka_queue_destroy(self.0) };
+    }
+}
+
+/// An owned admin result event.
+struct Event(*mut rd::rd_kafka_event_t);
+
+impl Drop for Event {
+    fn drop(&mut self) {
+        // SAFETY: we own the event, from `rd_kafka_queue_poll` (NULL is a no-op).
+        unsafe { rd::rd_kafka_event_destroy(self.0) };
+    }
+}
+
+/// Whether the cluster names a controller that is one of its brokers;
+/// `None` when librdkafka learnt no controller within `timeout`.
+pub(crate) fn controller_reachable(rk: *mut rd::rd_kafka_t, timeout: Duration) -> Option<bool> {
+    let millis = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: `rk` is a live handle; the metadata is destroyed before return
+    // and its broker array read only within its bounds.
+    unsafe {
+        let controller = rd::rd_kafka_controllerid(rk, millis);
+        if controller < 0 {
+            return None;
+        }
+        let mut metadata = ptr::null();
+        let err = rd::rd_kafka_metadata(rk, 0, ptr::null_mut(), &mut metadata, millis);
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || metadata.is_null() {
+            return None;
+        }
+        let brokers = (*metadata).brokers;
+        let count = usize::try_from((*metadata).broker_cnt).unwrap_or(0);
+        let known = (0..count).any(|i| (*brokers.add(i)).id == controller);
+        rd::rd_kafka_metadata_destroy(metadata);
+        Some(known)
+    }
+}
+
+/// The topic's `max.message.bytes`, or why it could not be read.
+///
+/// Blocks the calling thread for up to `timeout`.
+pub(crate) fn topic_max_message_bytes(
+    rk: *mut rd::rd_kafka_t,
+    topic: &str,
+    timeout: Duration,
+) -> Result<usize, String> {
+    let name = CString::new(topic).map_err(|_| "topic name contains NUL".to_string())?;
+    let millis = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    // SAFETY: `rk` is a live handle (caller holds the producer); every object
+    // created here is destroyed before returning, the queue and event by
+    // their owners; the resource array outlives the call that reads it.
+    unsafe {
+        let queue = ResultQueue(rd::rd_kafka_queue_new(rk));
+        let mut resource = rd::rd_kafka_ConfigResource_new(
+            rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            name.as_ptr(),
+        );
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
+        );
+        rd::rd_kafka_AdminOptions_set_request_timeout(options, millis, ptr::null_mut(), 0);
+        rd::rd_kafka_DescribeConfigs(rk, &mut resource, 1, options, queue.0);
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_ConfigResource_destroy(resource);
+
+        let event = Event(rd::rd_kafka_queue_poll(queue.0, millis.saturating_add(500)));
+        if event.0.is_null() {
+            return Err("no answer in time".into());
+        }
+        let err = rd::rd_kafka_event_error(event.0);
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err(c_str(rd::rd_kafka_event_error_string(event.0)));
+        }
+        let result = rd::rd_kafka_event_DescribeConfigs_result(event.0);
+        if result.is_null() {
+            return Err("not a DescribeConfigs result".into());
+        }
+        let mut count = 0;
+        let resources = rd::rd_kafka_DescribeConfigs_result_resources(result, &mut count);
+        for i in 0..count {
+            let resource = *resources.add(i);
+            let err = rd::rd_kafka_ConfigResource_error(resource);
+            if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                return Err(c_str(rd::rd_kafka_ConfigResource_error_string(resource)));
+            }
+            let mut entries_count = 0;
+            let entries = rd::rd_kafka_ConfigResource_configs(resource, &mut entries_count);
+            for j in 0..entries_count {
+                let entry = *entries.add(j);
+                if c_str(rd::rd_kafka_ConfigEntry_name(entry)) == "max.message.bytes" {
+                    let value = c_str(rd::rd_kafka_ConfigEntry_value(entry));
+                    return value
+                        .parse()
+                        .map_err(|_| format!("unreadable value {value:?}"));
+                }
+            }
+        }
+        Err("max.message.bytes not in the answer".into())
+    }
+}
