@@ -66,6 +66,19 @@ pub enum Error {
     /// before it was delivered. It may still have reached the broker if it
     /// was in flight; see [`DeliveryError::possibly_persisted`].
     Purged,
+    /// A transactional call failed.
+    Transaction {
+        /// librdkafka's error code.
+        code: RDKafkaErrorCode,
+        /// librdkafka's description.
+        message: String,
+        /// The call may be retried.
+        retriable: bool,
+        /// The transaction must be aborted before the producer can go on.
+        requires_abort: bool,
+        /// The producer can no longer be used.
+        fatal: bool,
+    },
     /// librdkafka or the broker reported an error.
     Kafka {
         /// librdkafka's error code.
@@ -86,7 +99,7 @@ impl Error {
     /// The librdkafka error code, for errors that came from librdkafka.
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
-            Error::Kafka { code, .. } => Some(*code),
+            Error::Kafka { code, .. } | Error::Transaction { code, .. } => Some(*code),
             Error::RecordTooLarge { .. } | Error::RecordTooLargeForTopic { .. } => {
                 Some(RDKafkaErrorCode::MessageSizeTooLarge)
             }
@@ -101,6 +114,7 @@ impl Error {
         use RDKafkaErrorCode as C;
         match self {
             Error::QueueFull => true,
+            Error::Transaction { retriable, .. } => *retriable,
             Error::Kafka { code, .. } => matches!(
                 code,
                 C::MessageTimedOut
@@ -134,9 +148,24 @@ impl Error {
         }
     }
 
+    /// Whether a transactional call failed in a way that needs
+    /// `abort_transaction` before the producer can go on.
+    pub fn requires_abort(&self) -> bool {
+        matches!(
+            self,
+            Error::Transaction {
+                requires_abort: true,
+                ..
+            }
+        )
+    }
+
     /// Whether the producer instance can no longer produce (librdkafka raised
     /// a fatal error, e.g. the idempotent producer lost its sequence).
     pub fn is_fatal(&self) -> bool {
+        if let Error::Transaction { fatal, .. } = self {
+            return *fatal;
+        }
         matches!(
             self,
             Error::Kafka {
@@ -180,6 +209,9 @@ impl fmt::Display for Error {
             Error::QueueFull => f.write_str("the producer's queue is full"),
             Error::Closed => f.write_str("the producer is closed"),
             Error::Purged => f.write_str("the record was purged before delivery"),
+            Error::Transaction { code, message, .. } => {
+                write!(f, "transaction error {code:?}: {message}")
+            }
             Error::Kafka { code, detail } => {
                 write!(f, "Kafka error: {code}")?;
                 if let Some(detail) = detail {

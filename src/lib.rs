@@ -112,6 +112,7 @@ mod shared;
 mod slot;
 mod stats;
 mod timer;
+mod transaction;
 mod wait;
 mod worker;
 
@@ -122,6 +123,7 @@ pub use error::{DeliveryError, Error, Persistence};
 pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
 pub use stats::{PoolStats, Stats, WorkerStats};
+pub use transaction::GroupMetadata;
 
 // The README's examples compile and run as doctests.
 #[cfg(doctest)]

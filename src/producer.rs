@@ -405,6 +405,11 @@ impl AioProducer {
         self.len() == 0
     }
 
+    /// The librdkafka handle, or `Closed` once `close` destroyed it.
+    pub(crate) fn native_handle(&self) -> Result<Arc<NativeProducer>, Error> {
+        self.inner.native().ok_or(Error::Closed)
+    }
+
     /// A snapshot of the producer's counters.
     pub fn stats(&self) -> Stats {
         let inner = &self.inner;

@@ -5,13 +5,15 @@
 //! - [`callbacks`]: the `extern "C"` functions librdkafka calls;
 //! - [`topic`]: cached `rd_kafka_topic_t` handles and topic size limits;
 //! - [`admin`]: reading a topic's `max.message.bytes`;
-//! - [`handover`]: giving a batch of records to librdkafka.
+//! - [`handover`]: giving a batch of records to librdkafka;
+//! - [`txn`]: the transactional calls and consumer-group metadata.
 
 pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod client;
 pub(crate) mod handover;
 pub(crate) mod topic;
+pub(crate) mod txn;
 
 use std::ffi::{c_char, CStr};
 
