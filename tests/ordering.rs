@@ -3,36 +3,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aioproducer::{Record, Topic};
-use common::{builder, cluster, consume_all, run, Consumed};
+use common::records::{check_varied, varied};
+use common::{builder, cluster, consume_all, run};
 
 const TASKS: usize = 8;
 const PER_TASK: usize = 10_000;
-const KEYS_PER_TASK: usize = 5;
-
-/// The record task `t` sends as its `i`-th: some with headers (a null one
-/// too), some with a timestamp, most plain, so a key's records are often a
-/// few apart within one run of the batch call, and runs are cut by
-/// single-record calls.
-fn record(topic: &Topic, t: usize, i: usize) -> Record {
-    let key = format!("task{t}-key{}", i % KEYS_PER_TASK);
-    let mut record = Record::new(topic)
-        .with_key(key)
-        .with_payload(format!("{t}:{i}"));
-    if i % 7 == 0 {
-        record = record
-            .with_header("seq", i.to_string())
-            .with_header("task", t.to_string())
-            .with_null_header("nothing");
-    }
-    if i % 11 == 0 {
-        record = record.with_timestamp(1_700_000_000_000 + i as i64);
-    }
-    record
-}
 
 #[test]
 fn per_key_order_and_exact_content_hold_across_8_tasks_and_4_workers() {
@@ -66,7 +44,7 @@ fn check_order_and_content(batch_size: Option<usize>) {
                     for i in 0..PER_TASK {
                         futures.push(
                             producer
-                                .produce(record(&topic, t, i))
+                                .produce(varied(&topic, t, i))
                                 .await
                                 .expect("accepted"),
                         );
@@ -83,59 +61,7 @@ fn check_order_and_content(batch_size: Option<usize>) {
     });
 
     let stored = consume_all(&cluster.bootstrap_servers(), &name, 6, TASKS * PER_TASK);
-    let mut by_key: HashMap<Vec<u8>, Vec<&Consumed>> = HashMap::new();
-    for r in &stored {
-        by_key
-            .entry(r.key.clone().expect("keyed"))
-            .or_default()
-            .push(r);
-    }
-    assert_eq!(by_key.len(), TASKS * KEYS_PER_TASK);
-    for (key, mut records) in by_key {
-        let partition = records[0].partition;
-        assert!(
-            records.iter().all(|r| r.partition == partition),
-            "one key, one partition"
-        );
-        records.sort_by_key(|r| r.offset);
-        let sequence: Vec<usize> = records
-            .iter()
-            .map(|r| {
-                let payload = String::from_utf8(r.payload.clone().unwrap()).unwrap();
-                payload.split_once(':').unwrap().1.parse().unwrap()
-            })
-            .collect();
-        let mut sorted = sequence.clone();
-        sorted.sort_unstable();
-        assert_eq!(
-            sequence,
-            sorted,
-            "key {:?} out of order",
-            String::from_utf8_lossy(&key)
-        );
-    }
-
-    // Exact content: rebuild what each record should be and compare.
-    for r in &stored {
-        let payload = String::from_utf8(r.payload.clone().unwrap()).unwrap();
-        let (t, i) = payload.split_once(':').unwrap();
-        let (t, i): (usize, usize) = (t.parse().unwrap(), i.parse().unwrap());
-        let sent = record(&topic, t, i);
-        assert_eq!(r.key.as_deref(), sent.key().map(|k| k.as_ref()));
-        let headers: Vec<(String, Option<Vec<u8>>)> = sent
-            .headers()
-            .iter()
-            .map(|h| (h.key.to_string(), h.value.as_ref().map(|v| v.to_vec())))
-            .collect();
-        assert_eq!(r.headers, headers, "headers of {payload}");
-        if let Some(ts) = sent.timestamp() {
-            assert_eq!(r.timestamp, Some(ts), "timestamp of {payload}");
-        } else {
-            assert!(r
-                .timestamp
-                .is_some_and(|ts| ts > 1_700_000_000_000 + 10_000_000));
-        }
-    }
+    check_varied(&stored, &topic, TASKS, PER_TASK);
 }
 
 /// Offsets in one partition follow produce order exactly, across batch calls

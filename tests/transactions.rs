@@ -69,8 +69,14 @@ fn committed_records_are_visible_and_aborted_ones_never() {
     let stored = consume_all(&cluster.bootstrap_servers(), "txn", 3, 1010);
     // (Exactly 1010: the 500 aborted records never reached the log.)
     let payloads = by_payload(&stored);
-    assert!(payloads.keys().all(|p| !p.starts_with(b"aborted")), "aborted records are invisible");
-    assert!(payloads.contains_key(b"committed-999".as_slice()) && payloads.contains_key(b"last-9".as_slice()));
+    assert!(
+        payloads.keys().all(|p| !p.starts_with(b"aborted")),
+        "aborted records are invisible"
+    );
+    assert!(
+        payloads.contains_key(b"committed-999".as_slice())
+            && payloads.contains_key(b"last-9".as_slice())
+    );
 }
 
 #[test]
@@ -79,7 +85,10 @@ fn producing_outside_a_transaction_fails_each_record_clearly() {
     let producer = transactional(&cluster, "txn-2");
     run(Duration::from_secs(60), async {
         producer.init_transactions(TIMEOUT).await.unwrap();
-        let f = producer.produce(Record::new("txn-state").with_payload("x")).await.unwrap();
+        let f = producer
+            .produce(Record::new("txn-state").with_payload("x"))
+            .await
+            .unwrap();
         producer.flush().await;
         let failure = f.await.unwrap_err();
         assert!(failure.to_string().contains("State"), "{failure}");
@@ -107,7 +116,10 @@ fn offsets_are_sent_with_a_transaction() {
             .unwrap();
         producer.commit_transaction(TIMEOUT).await.unwrap();
     });
-    assert_eq!(consume_all(&cluster.bootstrap_servers(), "txn-offsets", 1, 5).len(), 5);
+    assert_eq!(
+        consume_all(&cluster.bootstrap_servers(), "txn-offsets", 1, 5).len(),
+        5
+    );
 }
 
 #[test]

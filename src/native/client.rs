@@ -126,16 +126,19 @@ impl NativeProducer {
 
     /// The topic's `max.message.bytes`, read from the cluster (blocks for
     /// up to about `timeout`). Fails at once on a cluster found unable to
-    /// answer admin requests.
+    /// answer admin requests, and within `CONTROLLER_WAIT` when no broker
+    /// has answered yet, so that a cluster that is down delays records by
+    /// no more than that before librdkafka's own timeouts take over.
     pub(crate) fn topic_max_message_bytes(
         &self,
         topic: &str,
         timeout: Duration,
     ) -> Result<usize, String> {
+        const CONTROLLER_WAIT: Duration = Duration::from_millis(500);
         // Relaxed: a memo; racing workers at worst both check.
         match self.admin.load(Relaxed) {
             ADMIN_NO => return Err("the cluster answers no admin requests".into()),
-            ADMIN_UNKNOWN => match admin::controller_reachable(self.ptr(), timeout) {
+            ADMIN_UNKNOWN => match admin::controller_reachable(self.ptr(), CONTROLLER_WAIT) {
                 Some(true) => self.admin.store(ADMIN_YES, Relaxed),
                 Some(false) => {
                     self.admin.store(ADMIN_NO, Relaxed);

@@ -1,0 +1,136 @@
+//! The real broker: found through `KAFKA_BOOTSTRAP` (set by `scripts/test`,
+//! which starts it), or started privately for tests that kill it.
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aioproducer::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use aioproducer::rdkafka::client::DefaultClientContext;
+use aioproducer::rdkafka::types::RDKafkaErrorCode;
+use aioproducer::rdkafka::ClientConfig;
+
+/// The broker to test against, or `None` when broker tests are off (said
+/// on stderr). Fails the test when `KAFKA_BOOTSTRAP` names a broker that
+/// does not answer, and in CI when it is not set at all: broker tests may
+/// never be skipped silently.
+pub fn bootstrap() -> Option<String> {
+    let Ok(address) = std::env::var("KAFKA_BOOTSTRAP") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "KAFKA_BOOTSTRAP is not set in CI: run the tests through scripts/test"
+        );
+        eprintln!(
+            "SKIPPED: KAFKA_BOOTSTRAP is not set; scripts/test starts a broker and sets it \
+             (or: scripts/kafka start, then KAFKA_BOOTSTRAP=$(scripts/kafka bootstrap))"
+        );
+        return None;
+    };
+    wait_reachable(&address, Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("KAFKA_BOOTSTRAP={address} is set but unreachable: {e}"));
+    Some(address)
+}
+
+fn wait_reachable(address: &str, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let first = address.split(',').next().unwrap_or(address);
+    loop {
+        let addrs = first.to_socket_addrs().map_err(|e| e.to_string())?;
+        let mut last = String::from("no address");
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A topic name no other test (or earlier run on the same broker) uses.
+pub fn unique_topic(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Creates a topic with topic-level `configs`.
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results =
+        futures::executor::block_on(admin.create_topics([&new], &options)).expect("create topics");
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => panic!("creating topic {name}: {code}"),
+        }
+    }
+}
+
+/// A broker of this test's own, started with `scripts/kafka` in a private
+/// state directory, so it can be killed without disturbing other tests.
+pub struct Broker {
+    state: PathBuf,
+}
+
+impl Broker {
+    fn script(&self, command: &str) -> String {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+        let output = Command::new(script)
+            .arg(command)
+            .env("KAFKA_STATE", &self.state)
+            .env("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+            .output()
+            .expect("run scripts/kafka");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "scripts/kafka {command} failed:\n{stderr}"
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Starts a fresh broker; returns it and its bootstrap address.
+    pub fn start() -> (Self, String) {
+        let state = std::env::temp_dir().join(unique_topic("aioproducer-broker"));
+        let broker = Broker { state };
+        let bootstrap = broker.script("start");
+        (broker, bootstrap)
+    }
+
+    /// kill -9.
+    pub fn kill(&self) {
+        self.script("kill");
+    }
+
+    /// Starts it again on the same data and ports.
+    pub fn restart(&self) {
+        self.script("start");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| self.script("clean"));
+    }
+}

@@ -1,0 +1,107 @@
+//! Real broker, per-topic failures stay per record: an unknown topic (with
+//! auto-creation off, as `scripts/kafka` runs the broker) fails its own
+//! records with a typed error, and a record over its topic's
+//! `max.message.bytes` fails alone while its neighbours are delivered.
+
+mod common;
+
+use std::time::Duration;
+
+use aioproducer::rdkafka::types::RDKafkaErrorCode;
+use aioproducer::{AioProducer, Error, Record};
+use common::kafka::{bootstrap, create_topic, unique_topic};
+use common::{by_payload, consume_all, run};
+
+#[test]
+fn records_for_an_unknown_topic_fail_alone_and_other_topics_are_unaffected() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let known = unique_topic("known");
+    let unknown = unique_topic("never-created");
+    create_topic(&bootstrap, &known, 2, &[]);
+    let producer = AioProducer::builder()
+        .bootstrap_servers(&bootstrap)
+        // How long librdkafka waits for a topic to appear before failing.
+        .set("topic.metadata.propagation.max.ms", "2000")
+        .build()
+        .unwrap();
+    run(Duration::from_secs(120), async {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        for i in 0..50 {
+            let r = Record::new(known.clone()).with_payload(format!("good-{i}"));
+            good.push(producer.produce(r).await.unwrap());
+            let r = Record::new(unknown.clone()).with_payload(format!("bad-{i}"));
+            bad.push(producer.produce(r).await.unwrap());
+        }
+        for f in good {
+            f.await.expect("the known topic is unaffected");
+        }
+        for f in bad {
+            let failure = f.await.expect_err("no such topic");
+            let code = failure.error().kafka_code();
+            assert!(
+                matches!(
+                    code,
+                    Some(
+                        RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition
+                    )
+                ),
+                "{failure}"
+            );
+            assert_eq!(failure.record().topic().as_str(), unknown);
+        }
+    });
+    assert_eq!(consume_all(&bootstrap, &known, 2, 50).len(), 50);
+}
+
+#[test]
+fn a_record_over_its_topics_limit_fails_alone_and_its_batch_neighbours_are_delivered() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let topic = unique_topic("small-limit");
+    create_topic(&bootstrap, &topic, 1, &[("max.message.bytes", "10000")]);
+    let producer = AioProducer::builder()
+        .bootstrap_servers(&bootstrap)
+        // Hold five records so the big one is batched with its neighbours.
+        .batch_size(5)
+        .buffer_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let outcomes = run(Duration::from_secs(60), async {
+        let mut futures = Vec::new();
+        for i in 0..5 {
+            let record = if i == 2 {
+                // Under the client's message.max.bytes (1 MB), over the topic's.
+                Record::new(topic.clone()).with_payload(vec![b'x'; 20_000])
+            } else {
+                Record::new(topic.clone()).with_payload(format!("neighbour-{i}"))
+            };
+            futures.push(producer.produce(record).await.unwrap());
+        }
+        let mut outcomes = Vec::new();
+        for f in futures {
+            outcomes.push(f.await);
+        }
+        outcomes
+    });
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 2 {
+            let failure = outcome.as_ref().expect_err("too large for the topic");
+            assert!(
+                matches!(
+                    failure.error(),
+                    Error::RecordTooLargeForTopic { max: 10_000, .. }
+                ),
+                "{failure}"
+            );
+            assert_eq!(
+                failure.record().payload().unwrap().len(),
+                20_000,
+                "the record comes back"
+            );
+        } else {
+            assert!(outcome.is_ok(), "neighbour {i}: {outcome:?}");
+        }
+    }
+    let stored = consume_all(&bootstrap, &topic, 1, 4);
+    assert_eq!(by_payload(&stored).len(), 4);
+}
