@@ -1,51 +1,79 @@
 //! The ledger: counts records in and out, and from those counts answers
 //! `len()`, `flush()` and `close()` without a lock and without starving.
 //!
+//! Every protocol here rests on read-modify-writes of a single variable and
+//! on acquire/release, never on the single total order of `SeqCst`
+//! accesses, so loom can check it (loom models `SeqCst` fences but treats
+//! `SeqCst` accesses as acquire/release).
+//!
 //! # Counting
 //!
 //! Each admitted record is counted in `accepted[p]` and, when its report is
 //! in, in `completed[p]`, where `p` is the parity of the *epoch* current when
-//! it was admitted. The counters only grow (except that a record refused right
-//! after admission is taken back out of `accepted`), so
-//! `pending(p) = accepted[p] - completed[p]` is read as: `completed` first,
-//! then `accepted`. Both loads are `SeqCst`; a zero seen that way was true at
-//! the instant of the first load.
+//! it was admitted. `pending(p) = accepted[p] - completed[p]` is read
+//! `completed` first (Acquire), then `accepted`. Reading `completed = c`
+//! synchronises with the `c` completions (release `fetch_add`s forming a
+//! release sequence), hence with their admissions, so the later read of
+//! `accepted` counts at least those; it counts too every admission that
+//! happened before the reader (a record produced before a flush). So when
+//! the two are equal, no record admitted before the read is still pending.
+//! (A refused record is taken back out of `accepted`; it was never
+//! completed, so this holds with refusals too.)
 //!
 //! # Flush without starvation
 //!
 //! Waiting for `pending == 0` could wait forever under a steady stream of new
-//! records. Instead, a flush called at epoch `t` waits until the epoch reaches
-//! `t + 2`. The epoch moves from `e` to `e + 1` only when `pending` of the
-//! *other* parity (that of `e - 1`, which no new record joins) is zero, so:
+//! records. Instead, a flush waits until the epoch has moved on twice. The
+//! epoch moves from `e` to `e + 1` only when `pending` of the *other* parity
+//! (that of `e - 1`, which no new record joins) is zero:
 //!
-//! - `t → t+1` required parity `t-1` drained, and
-//! - `t+1 → t+2` required parity `t` drained, while new records went to `t+1`.
+//! - `t → t+1` requires parity `t-1` drained, and
+//! - `t+1 → t+2` requires parity `t` drained, while new records go to `t+1`.
 //!
-//! A record admitted before the flush call was counted in one of the two
-//! parities before the first of those checks, so both checks cover it. A
-//! record that read the epoch long ago and is counted late only joins a parity
-//! that a later check covers: it can delay a flush, never escape one.
+//! A record admitted before the flush is counted in one of the two parities,
+//! so both checks must see it. They do, even when other threads make the
+//! moves: the epoch word also counts flush *requests*, and a flush starts
+//! with a read-modify-write of the word (its request). A move is a CAS of the
+//! whole word from the value its check started from, so a move whose check
+//! began before the request fails and is re-checked; a move that succeeds
+//! after the request began with an acquire load of a value at or after it,
+//! so its check happened after everything that happened before the flush. A
+//! record that read the epoch long ago and is counted late only joins a
+//! parity that a later check covers: it can delay a flush, never escape one.
 //!
 //! # Close without losing a record
 //!
-//! `admit` increments `accepted` and then reads `closed`; `close` sets
-//! `closed` and then waits for `pending == 0`. All four are `SeqCst`, so
-//! either the admitting thread sees `closed` (and takes its count back,
-//! refusing the record), or `close` sees the count and waits for that record's
-//! report. No record is accepted and then forgotten.
+//! Closing sets a `CLOSED` bit in both `accepted` words (`fetch_or`).
+//! `admit` is one `fetch_add` on its word: if the word it incremented had the
+//! bit, the record is refused and its count taken back; if not, the
+//! increment precedes `close`'s `fetch_or` in that word's modification order,
+//! so `close`, reading the word afterwards, counts the record and waits for
+//! its report. No record is accepted and then forgotten.
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam::utils::CachePadded;
 
-use crate::loom::{AtomicBool, AtomicU64};
+use crate::bugs::{self, Bug};
+use crate::loom::{fence, AtomicU64};
 use crate::notify::Notify;
+
+/// Set in both `accepted` words once closed.
+const CLOSED: u64 = 1 << 63;
+
+/// The epoch word: the epoch in the high bits, flush requests in the low.
+const REQUEST_BITS: u32 = 24;
+const REQUEST: u64 = 1;
+const EPOCH: u64 = 1 << REQUEST_BITS;
+
+fn epoch_of(word: u64) -> u64 {
+    word >> REQUEST_BITS
+}
 
 /// The records-in/records-out counters.
 #[derive(Debug)]
-pub(crate) struct Ledger {
+pub struct Ledger {
     epoch: CachePadded<AtomicU64>,
-    closed: AtomicBool,
     accepted: [CachePadded<AtomicU64>; 2],
     completed: [CachePadded<AtomicU64>; 2],
     failed: CachePadded<AtomicU64>,
@@ -57,7 +85,6 @@ impl Default for Ledger {
     fn default() -> Self {
         Self {
             epoch: CachePadded::new(AtomicU64::new(0)),
-            closed: AtomicBool::new(false),
             accepted: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             completed: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             failed: CachePadded::new(AtomicU64::new(0)),
@@ -68,21 +95,29 @@ impl Default for Ledger {
 
 /// The producer was closed: the record is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Closed;
+pub struct Closed;
 
 impl Ledger {
-    pub(crate) fn new() -> Self {
+    /// An empty, open ledger.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Counts a new record in; returns its parity, or `Closed` (and counts
     /// nothing) when the producer is closing.
-    pub(crate) fn admit(&self) -> Result<usize, Closed> {
+    pub fn admit(&self) -> Result<usize, Closed> {
         // Relaxed: any epoch is a valid parity choice (module docs).
-        let parity = (self.epoch.load(Relaxed) & 1) as usize;
-        // SeqCst: the admit/close handshake (module docs).
-        self.accepted[parity].fetch_add(1, SeqCst);
-        if self.closed.load(SeqCst) {
+        let parity = (epoch_of(self.epoch.load(Relaxed)) & 1) as usize;
+        if bugs::active(Bug::CheckClosedFirst) {
+            if self.is_closed() {
+                return Err(Closed);
+            }
+            self.accepted[parity].fetch_add(1, Release);
+            return Ok(parity);
+        }
+        // Release: with `complete`'s release, lets `pending` readers count
+        // this record; one RMW both counts it and reads CLOSED (module docs).
+        if self.accepted[parity].fetch_add(1, AcqRel) & CLOSED != 0 {
             self.cancel(parity);
             return Err(Closed);
         }
@@ -90,92 +125,119 @@ impl Ledger {
     }
 
     /// Takes back a record admitted under `parity` that was then refused.
-    pub(crate) fn cancel(&self, parity: usize) {
-        self.accepted[parity].fetch_sub(1, SeqCst);
+    pub fn cancel(&self, parity: usize) {
+        self.accepted[parity].fetch_sub(1, AcqRel);
         self.settle(parity);
     }
 
     /// Counts a record's report in.
-    pub(crate) fn complete(&self, parity: usize, ok: bool) {
+    pub fn complete(&self, parity: usize, ok: bool) {
         if !ok {
             // Relaxed: a statistic.
             self.failed.fetch_add(1, Relaxed);
         }
-        // SeqCst: `pending` readers and `settle` rely on the total order.
-        self.completed[parity].fetch_add(1, SeqCst);
+        // Release: `pending` readers that see this count see the report.
+        self.completed[parity].fetch_add(1, Release);
         self.settle(parity);
     }
 
-    /// Wakes flush and close waiters when `parity` has just drained. Called
-    /// after a `SeqCst` read-modify-write of that parity's counters.
+    /// Wakes flush and close waiters when `parity` has just drained.
     fn settle(&self, parity: usize) {
+        // SeqCst: pairs with the fence in `Notify::listen`: either a waiter
+        // registering now sees the count just changed, or we see the waiter.
+        fence(SeqCst);
         if self.drained.has_waiters() && self.pending(parity) == 0 {
-            self.drained.notify_all_after_seqcst_rmw();
+            self.drained.notify_all();
         }
     }
 
     /// Records admitted under `parity` and not yet completed.
     fn pending(&self, parity: usize) -> u64 {
         // Completed first, then accepted (module docs).
-        let completed = self.completed[parity].load(SeqCst);
-        let accepted = self.accepted[parity].load(SeqCst);
+        let completed = self.completed[parity].load(Acquire);
+        let accepted = self.accepted[parity].load(Acquire) & !CLOSED;
         accepted.wrapping_sub(completed)
     }
 
     /// Records admitted and not yet completed, over both parities.
-    pub(crate) fn in_flight(&self) -> u64 {
-        let completed = self.completed[0].load(SeqCst) + self.completed[1].load(SeqCst);
-        let accepted = self.accepted[0].load(SeqCst) + self.accepted[1].load(SeqCst);
+    pub fn in_flight(&self) -> u64 {
+        let completed = self.completed[0].load(Acquire) + self.completed[1].load(Acquire);
+        let accepted =
+            (self.accepted[0].load(Acquire) & !CLOSED) + (self.accepted[1].load(Acquire) & !CLOSED);
         accepted.wrapping_sub(completed)
     }
 
-    /// The epoch a flush called now must reach.
-    pub(crate) fn flush_target(&self) -> u64 {
-        self.epoch.load(SeqCst) + 2
+    /// Registers a flush and returns the epoch it must reach.
+    pub fn flush_target(&self) -> u64 {
+        // AcqRel: the request orders everything before this flush before
+        // every later move of the epoch (module docs).
+        epoch_of(self.epoch.fetch_add(REQUEST, AcqRel)) + 2
     }
 
-    /// Advances the epoch as far as drained parities allow; `true` once it
+    /// Moves the epoch as far as drained parities allow; `true` once it
     /// has reached `target` (every record admitted before the flush that
     /// computed `target` is complete).
-    pub(crate) fn advance(&self, target: u64) -> bool {
+    pub fn advance(&self, target: u64) -> bool {
         loop {
-            let epoch = self.epoch.load(SeqCst);
+            // Acquire: see what happened before the request(s) in this word.
+            let word = self.epoch.load(Acquire);
+            let epoch = epoch_of(word);
             if epoch >= target {
                 return true;
             }
             let older = ((epoch + 1) & 1) as usize;
-            if self.pending(older) != 0 {
+            if self.pending(older) != 0 && !bugs::active(Bug::SkipOlderParityCheck) {
                 return false;
             }
-            // A failed CAS means another flush advanced it: look again.
+            // AcqRel: fails (and we look again) if a request or another move
+            // came in since the load our check followed.
             let _ = self
                 .epoch
-                .compare_exchange(epoch, epoch + 1, SeqCst, SeqCst);
+                .compare_exchange(word, word.wrapping_add(EPOCH), AcqRel, Relaxed);
         }
     }
 
+    /// Resolves once the epoch reaches `target`: every record admitted
+    /// before the flush that computed it has its report.
+    pub async fn reported_up_to(&self, target: u64) {
+        self.drained
+            .wait_for(|| self.advance(target).then_some(()))
+            .await;
+    }
+
+    /// Resolves once no record is in flight (it only ends for certain once
+    /// the ledger is closed).
+    pub async fn all_reported(&self) {
+        self.drained
+            .wait_for(|| (self.in_flight() == 0).then_some(()))
+            .await;
+    }
+
     /// Marks the ledger closed; returns `true` for the first caller.
-    pub(crate) fn close(&self) -> bool {
-        !self.closed.swap(true, SeqCst)
+    pub fn close(&self) -> bool {
+        // AcqRel: see the module docs (close without losing a record).
+        let first = self.accepted[0].fetch_or(CLOSED, AcqRel) & CLOSED == 0;
+        self.accepted[1].fetch_or(CLOSED, AcqRel);
+        first
     }
 
     /// Whether `close` was called.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(SeqCst)
+    pub fn is_closed(&self) -> bool {
+        self.accepted[1].load(Acquire) & CLOSED != 0
     }
 
     /// Records ever admitted (refused ones excluded).
-    pub(crate) fn admitted(&self) -> u64 {
-        self.accepted[0].load(Relaxed) + self.accepted[1].load(Relaxed)
+    pub fn admitted(&self) -> u64 {
+        (self.accepted[0].load(Relaxed) & !CLOSED) + (self.accepted[1].load(Relaxed) & !CLOSED)
     }
 
     /// Reports ever counted in.
-    pub(crate) fn completed(&self) -> u64 {
+    pub fn completed(&self) -> u64 {
         self.completed[0].load(Relaxed) + self.completed[1].load(Relaxed)
     }
 
     /// Reports that were failures.
-    pub(crate) fn failed(&self) -> u64 {
+    pub fn failed(&self) -> u64 {
         self.failed.load(Relaxed)
     }
 }
@@ -203,6 +265,7 @@ mod tests {
         let ledger = Ledger::new();
         assert!(ledger.close());
         assert!(!ledger.close());
+        assert!(ledger.is_closed());
         assert_eq!(ledger.admit(), Err(Closed));
         assert_eq!(ledger.in_flight(), 0);
         assert_eq!(ledger.admitted(), 0);

@@ -94,23 +94,35 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod batch;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
+mod bugs;
 mod config;
 mod delivery;
 mod embedded;
 mod error;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod ledger;
 mod loom;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
+mod mailbox;
 mod native;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod notify;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod park;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod pool;
 mod producer;
 mod record;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod ring;
 mod route;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod shared;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod slot;
 mod stats;
+#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod timer;
 mod transaction;
 mod wait;
@@ -124,6 +136,34 @@ pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
 pub use stats::{PoolStats, Stats, WorkerStats};
 pub use transaction::GroupMetadata;
+
+/// The lock-free protocols, opened to the loom models in `loom-tests/`
+/// (built with `--cfg aioproducer_loom`). Not an API.
+///
+/// The modules behind it declare their protocol types and methods `pub`
+/// (each allows `unreachable_pub` in normal builds) so that this module can
+/// re-export them: the models then check the crate's real code, not a copy.
+#[cfg(aioproducer_loom)]
+#[doc(hidden)]
+pub mod __loom {
+    #[cfg(feature = "loom-bugs")]
+    pub use crate::bugs::activate;
+    pub use crate::bugs::Bug;
+    pub use crate::ledger::{Closed, Ledger};
+    pub use crate::mailbox::{Mailbox, NO_DEADLINE};
+    pub use crate::notify::Notify;
+    pub use crate::park::Parker;
+    pub use crate::pool::Pool;
+    pub use crate::ring::Ticket;
+    pub use crate::shared::Shared;
+    pub use crate::slot::{Claim, Next, Outcome, Slot};
+    pub use crate::timer::Timer;
+
+    /// The future of the record in slot `index` of `pool`.
+    pub fn delivery_future(pool: crate::loom::Arc<Pool>, index: u32) -> crate::DeliveryFuture {
+        crate::DeliveryFuture::new(pool, index)
+    }
+}
 
 // The README's examples compile and run as doctests.
 #[cfg(doctest)]

@@ -14,6 +14,15 @@
 //!   orderings, the wake-ups around it) but not crossbeam's internals.
 //! - [`AtomicWaker`] is `futures`' type normally and loom's own under loom.
 //!
+//! One more thing to know when reading the code: loom 0.7.3 lets a plain
+//! `store` land between the read and the write of another thread's
+//! read-modify-write on the same atomic (tokio-rs/loom#254, unfixed), and
+//! then reports lost updates that cannot happen. Where a flag is both
+//! stored by one thread and swapped or CASed by another (the parker's
+//! `sleeping`, a mailbox's `force` and `deadline`), the store is written as
+//! a `swap`. On the paths concerned (going idle, forcing a hand-over, arming
+//! a timer) the extra cost is nil.
+//!
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(aioproducer_loom))]

@@ -43,7 +43,7 @@ use crate::loom::{fence, AtomicUsize, Mutex};
 
 /// A list of tasks or threads waiting for one condition.
 #[derive(Debug)]
-pub(crate) struct Notify {
+pub struct Notify {
     /// Listeners registered and not yet notified. Written only under the
     /// lock; read without it by notifiers to skip the lock when zero.
     waiting: AtomicUsize,
@@ -110,7 +110,8 @@ impl List {
 }
 
 impl Notify {
-    pub(crate) fn new() -> Self {
+    /// An empty wait list.
+    pub fn new() -> Self {
         // Room for a few waiters up front, so that waiting for space does
         // not allocate in the common case.
         const WAITERS: usize = 8;
@@ -126,7 +127,7 @@ impl Notify {
 
     /// Registers a listener. Check the condition again after this call and
     /// before awaiting the listener (see the module docs).
-    pub(crate) fn listen(&self) -> Listener<'_> {
+    pub fn listen(&self) -> Listener<'_> {
         let key = {
             let mut list = self.list.lock();
             let key = list.insert();
@@ -144,7 +145,7 @@ impl Notify {
 
     /// Waits until `attempt` succeeds, re-trying it after each notification
     /// (the loop of the module docs).
-    pub(crate) async fn wait_for<T>(&self, mut attempt: impl FnMut() -> Option<T>) -> T {
+    pub async fn wait_for<T>(&self, mut attempt: impl FnMut() -> Option<T>) -> T {
         loop {
             if let Some(value) = attempt() {
                 return value;
@@ -158,34 +159,26 @@ impl Notify {
     }
 
     /// Wakes the longest-waiting listener, if any.
-    pub(crate) fn notify_one(&self) {
+    pub fn notify_one(&self) {
         self.notify(1, true);
     }
 
     /// Wakes up to `n` listeners.
-    pub(crate) fn notify_many(&self, n: usize) {
+    pub fn notify_many(&self, n: usize) {
         self.notify(n, true);
     }
 
     /// Wakes every listener registered before this call.
-    pub(crate) fn notify_all(&self) {
+    pub fn notify_all(&self) {
         self.notify(usize::MAX, false);
     }
 
-    /// Wakes every listener, for a caller whose condition change was itself
-    /// a `SeqCst` read-modify-write: that operation takes the place of the
-    /// fence (it precedes our `SeqCst` load in the single total order, so
-    /// a listener whose fence follows the load sees the change).
-    pub(crate) fn notify_all_after_seqcst_rmw(&self) {
-        if self.has_waiters() {
-            self.list.lock().notify(usize::MAX, false, &self.waiting);
-        }
-    }
-
-    /// Whether anyone is registered; `SeqCst` (see
-    /// [`Notify::notify_all_after_seqcst_rmw`]).
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.waiting.load(SeqCst) != 0
+    /// Whether anyone is registered. Only meaningful after a `SeqCst`
+    /// fence that follows the caller's change of condition (see
+    /// `Ledger::settle`).
+    pub fn has_waiters(&self) -> bool {
+        // Relaxed: ordered by the caller's fence.
+        self.waiting.load(Relaxed) != 0
     }
 
     fn notify(&self, n: usize, one: bool) {
@@ -200,15 +193,21 @@ impl Notify {
 
     /// Listeners registered and not yet notified (for stats and tests).
     #[cfg(test)]
-    pub(crate) fn waiting(&self) -> usize {
+    pub fn waiting(&self) -> usize {
         self.waiting.load(Relaxed)
+    }
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 /// One registration in a [`Notify`]; a future that resolves once notified.
 #[derive(Debug)]
 #[must_use = "a listener does nothing unless awaited"]
-pub(crate) struct Listener<'a> {
+pub struct Listener<'a> {
     notify: &'a Notify,
     key: Option<usize>,
 }

@@ -20,22 +20,24 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::bugs::{self, Bug};
 use crate::loom::{fence, park_timeout, thread, AtomicBool};
 
 /// The parking spot of one thread of ours.
 #[derive(Debug, Default)]
-pub(crate) struct Parker {
+pub struct Parker {
     sleeping: AtomicBool,
     thread: OnceLock<thread::Thread>,
 }
 
 impl Parker {
-    pub(crate) fn new() -> Self {
+    /// A parking spot, not yet registered to a thread.
+    pub fn new() -> Self {
         Self::default()
     }
 
     /// Called once by the parking thread itself before it first parks.
-    pub(crate) fn register_current(&self) {
+    pub fn register_current(&self) {
         let registered = self.thread.set(thread::current());
         debug_assert!(registered.is_ok(), "a parker serves one thread");
     }
@@ -43,24 +45,25 @@ impl Parker {
     /// Parks the calling thread unless `has_work()` is true after announcing
     /// the sleep; with a `timeout`, parks at most that long. Returns early on
     /// a wake-up, and possibly spuriously: callers re-check their work.
-    pub(crate) fn park_unless(&self, timeout: Option<Duration>, has_work: impl FnOnce() -> bool) {
-        // Relaxed: ordered by the fence that follows.
-        self.sleeping.store(true, Relaxed);
+    pub fn park_unless(&self, timeout: Option<Duration>, has_work: impl FnOnce() -> bool) {
+        // Relaxed: ordered by the fence that follows. A swap, not a store,
+        // because wakers swap the flag too (see `loom.rs` on loom #254).
+        self.sleeping.swap(true, Relaxed);
         // SeqCst: pairs with the fence in `wake` (module docs).
         fence(SeqCst);
-        if !has_work() {
+        if bugs::active(Bug::SkipParkRecheck) || !has_work() {
             match timeout {
                 Some(timeout) => park_timeout(timeout),
                 None => thread::park(),
             }
         }
         // Relaxed: only this thread acts on its own flag.
-        self.sleeping.store(false, Relaxed);
+        self.sleeping.swap(false, Relaxed);
     }
 
     /// Wakes the thread if it is parked or about to park. Call after making
     /// the work visible.
-    pub(crate) fn wake(&self) {
+    pub fn wake(&self) {
         // SeqCst: pairs with the fence in `park_unless` (module docs).
         fence(SeqCst);
         // Relaxed: ordered by the fence; the swap lets one waker of many pay

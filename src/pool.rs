@@ -37,7 +37,7 @@ const FIRST_PAGE: usize = 2;
 const PAGES: usize = 32;
 
 /// The pool of delivery slots.
-pub(crate) struct Pool {
+pub struct Pool {
     pages: [AtomicPtr<Slot>; PAGES],
     free: ArrayQueue<u32>,
     /// Indices handed out so far (fresh slots); never exceeds `capacity`.
@@ -70,7 +70,7 @@ fn page_len(page: usize) -> usize {
 
 impl Pool {
     /// A pool that will hold at most `capacity` slots.
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         assert!(
             capacity > 0 && capacity <= u32::MAX as usize,
             "pool capacity {capacity} out of range"
@@ -86,7 +86,7 @@ impl Pool {
 
     /// Takes a free slot, or creates one below capacity. `None` when all
     /// `capacity` slots are in use.
-    pub(crate) fn try_acquire(&self) -> Option<u32> {
+    pub fn try_acquire(&self) -> Option<u32> {
         if let Some(index) = self.free.pop() {
             return Some(index);
         }
@@ -101,7 +101,7 @@ impl Pool {
     }
 
     /// The slot behind `index`.
-    pub(crate) fn slot(&self, index: u32) -> &Slot {
+    pub fn slot(&self, index: u32) -> &Slot {
         let (page, offset) = locate(index as usize);
         // Acquire: pairs with the Release that published the page.
         let base = self.pages[page].load(Acquire);
@@ -139,7 +139,7 @@ impl Pool {
     ///
     /// # Safety
     /// The caller owns the slot (see [`Slot::reset`]).
-    pub(crate) unsafe fn release(&self, index: u32) {
+    pub unsafe fn release(&self, index: u32) {
         // SAFETY: forwarded contract.
         unsafe { self.slot(index).reset() };
         if self.free.push(index).is_err() {
@@ -149,7 +149,7 @@ impl Pool {
     }
 
     /// Runs `f` on every slot ever created.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(u32, &Slot)) {
+    pub fn for_each(&self, mut f: impl FnMut(u32, &Slot)) {
         let created = self.created();
         for index in 0..created as u32 {
             f(index, self.slot(index));
@@ -157,17 +157,17 @@ impl Pool {
     }
 
     /// The most slots the pool will hold.
-    pub(crate) fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// Slots created so far.
-    pub(crate) fn created(&self) -> usize {
+    pub fn created(&self) -> usize {
         self.next.load(Relaxed)
     }
 
     /// Slots currently out of the pool (racy snapshot).
-    pub(crate) fn in_use(&self) -> usize {
+    pub fn in_use(&self) -> usize {
         self.created().saturating_sub(self.free.len())
     }
 }

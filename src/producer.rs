@@ -80,10 +80,9 @@ struct Staged<'a> {
 
 impl Staged<'_> {
     fn push(self) -> Result<(), Self> {
-        let state = &self.producer.inner.shared.workers[self.worker];
-        match state.ring.push(self.ticket) {
+        let mailbox = &self.producer.inner.shared.workers[self.worker];
+        match mailbox.push(self.ticket) {
             Ok(()) => {
-                state.parker.wake();
                 std::mem::forget(self);
                 Ok(())
             }
@@ -300,11 +299,11 @@ impl AioProducer {
         };
         let staged = self.admit(index, record, callback)?;
         let ticket = staged.ticket;
-        let ring = &shared.workers[staged.worker].ring;
+        let space = shared.workers[staged.worker].space();
         // Dropping this future while it waits drops `staged`, which takes
         // the record back out: nothing stays queued.
         let mut staged = Some(staged);
-        ring.space
+        space
             .wait_for(|| match staged.take()?.push() {
                 Ok(()) => Some(()),
                 Err(back) => {
@@ -346,7 +345,7 @@ impl AioProducer {
         for worker in shared.workers.iter() {
             worker.force();
         }
-        self.inner.reported_up_to(target).await;
+        self.inner.shared.ledger.reported_up_to(target).await;
     }
 
     /// Fails every record not yet delivered with [`Error::Purged`]: those in
@@ -364,7 +363,7 @@ impl AioProducer {
             native.purge();
         }
         drop(native);
-        inner.reported_up_to(target).await;
+        inner.shared.ledger.reported_up_to(target).await;
     }
 
     /// Stops intake, waits for every outstanding report, stops the threads
@@ -378,7 +377,7 @@ impl AioProducer {
     pub async fn close(&self) {
         let inner = &self.inner;
         inner.begin_close();
-        inner.all_reported().await;
+        inner.shared.ledger.all_reported().await;
         if inner.threads.lock().is_some() {
             let finisher = std::sync::Arc::clone(inner);
             let spawned = std::thread::Builder::new()
@@ -454,24 +453,6 @@ impl Inner {
         self.threads.lock().as_ref().map(|t| Arc::clone(&t.native))
     }
 
-    /// Resolves once the epoch reaches `target` (see `Ledger::advance`).
-    async fn reported_up_to(&self, target: u64) {
-        let ledger = &self.shared.ledger;
-        ledger
-            .drained
-            .wait_for(|| ledger.advance(target).then_some(()))
-            .await;
-    }
-
-    /// Resolves once no record is in flight (only ends once intake stopped).
-    async fn all_reported(&self) {
-        let ledger = &self.shared.ledger;
-        ledger
-            .drained
-            .wait_for(|| (ledger.in_flight() == 0).then_some(()))
-            .await;
-    }
-
     /// Asks every worker to fail what it holds, and purges librdkafka so a
     /// worker blocked on librdkafka's full queue is released to serve it.
     /// Returns the requests to wait for with [`Inner::purge_served`].
@@ -511,7 +492,7 @@ impl Inner {
         shared.ledger.close();
         shared.pool.space.notify_all();
         for worker in shared.workers.iter() {
-            worker.ring.space.notify_all();
+            worker.space().notify_all();
             worker.force();
         }
     }
@@ -555,7 +536,7 @@ impl Drop for Inner {
         };
         self.begin_close();
         let timeout = Some(self.drop_timeout);
-        if block_on(self.all_reported(), timeout).is_none() {
+        if block_on(self.shared.ledger.all_reported(), timeout).is_none() {
             log::warn!(
                 "producer dropped without close() and {} records still pending after {:?}; purging them",
                 self.shared.ledger.in_flight(),
@@ -564,7 +545,7 @@ impl Drop for Inner {
             let requests = self.request_purge(Some(&threads.native));
             let _ = block_on(self.purge_served(&requests), timeout);
             threads.native.purge();
-            let _ = block_on(self.all_reported(), timeout);
+            let _ = block_on(self.shared.ledger.all_reported(), timeout);
         }
         self.finish(threads);
     }

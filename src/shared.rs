@@ -6,20 +6,20 @@
 use crate::error::Error;
 use crate::ledger::Ledger;
 use crate::loom::{Arc, Mutex};
+use crate::mailbox::Mailbox;
 use crate::notify::Notify;
 use crate::pool::Pool;
 use crate::ring::Ticket;
 use crate::slot::{Next, Outcome};
 use crate::timer::Timer;
-use crate::worker::WorkerState;
 
 /// Everything the producer's threads share.
 #[derive(Debug)]
-pub(crate) struct Shared {
+pub struct Shared {
     /// Delivery slots; also held by every `DeliveryFuture`.
     pub(crate) pool: Arc<Pool>,
     pub(crate) ledger: Ledger,
-    pub(crate) workers: Box<[WorkerState]>,
+    pub(crate) workers: Box<[Mailbox]>,
     pub(crate) timer: Timer,
     /// librdkafka's `message.max.bytes`, checked before a record is queued.
     pub(crate) max_message_bytes: usize,
@@ -30,7 +30,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(
+    /// State for `workers` workers with rings of `ring_capacity` tickets and
+    /// at most `max_in_flight` records in flight.
+    pub fn new(
         max_in_flight: usize,
         workers: usize,
         ring_capacity: usize,
@@ -39,9 +41,7 @@ impl Shared {
         Self {
             pool: Arc::new(Pool::new(max_in_flight)),
             ledger: Ledger::new(),
-            workers: (0..workers)
-                .map(|_| WorkerState::new(ring_capacity))
-                .collect(),
+            workers: (0..workers).map(|_| Mailbox::new(ring_capacity)).collect(),
             timer: Timer::new(),
             max_message_bytes,
             librdkafka_stats: Mutex::new(None),
@@ -49,9 +49,21 @@ impl Shared {
         }
     }
 
+    /// The slot pool (for the loom models).
+    #[cfg(aioproducer_loom)]
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// The ledger (for the loom models).
+    #[cfg(aioproducer_loom)]
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     /// Completes the record behind `ticket` exactly once: a stale or
     /// duplicate report (wrong generation, already claimed) is ignored.
-    pub(crate) fn complete(&self, ticket: Ticket, outcome: Outcome) {
+    pub fn complete(&self, ticket: Ticket, outcome: Outcome) {
         let slot = self.pool.slot(ticket.index());
         let ok = outcome.is_ok();
         let Some(claim) = slot.complete(ticket.generation(), outcome) else {
@@ -72,7 +84,7 @@ impl Shared {
     /// Fails every record that was never reported. Only sound once
     /// librdkafka is destroyed and the workers have exited, so that no
     /// report can race with it.
-    pub(crate) fn fail_unreported(&self) -> usize {
+    pub fn fail_unreported(&self) -> usize {
         let mut failed = 0;
         self.pool.for_each(|index, slot| {
             if let Some(generation) = slot.pending_generation() {

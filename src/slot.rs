@@ -41,6 +41,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll};
 
+use crate::bugs::{self, Bug};
 use crate::delivery::{Delivery, Timestamp};
 use crate::error::{DeliveryError, Error, Persistence};
 use crate::loom::{AtomicU64, AtomicWaker, UnsafeCell};
@@ -64,27 +65,36 @@ pub(crate) type Callback = Box<dyn FnOnce(Result<Delivery, DeliveryError>) + Sen
 
 /// What the delivery report said.
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub enum Outcome {
+    /// Stored in the log.
     Delivered {
+        /// The partition.
         partition: i32,
+        /// The record's offset.
         offset: i64,
+        /// The record's timestamp.
         timestamp: Timestamp,
     },
+    /// Not delivered.
     Failed {
+        /// Why.
         error: Error,
+        /// Whether it may be in the log anyway.
         persistence: Persistence,
     },
 }
 
 impl Outcome {
-    pub(crate) fn failed(error: Error) -> Self {
+    /// A failure of a record that never left this process.
+    pub fn failed(error: Error) -> Self {
         Outcome::Failed {
             error,
             persistence: Persistence::NotPersisted,
         }
     }
 
-    pub(crate) fn is_ok(&self) -> bool {
+    /// Whether the record was delivered.
+    pub fn is_ok(&self) -> bool {
         matches!(self, Outcome::Delivered { .. })
     }
 
@@ -111,7 +121,7 @@ impl Outcome {
 /// What a completer must do after [`Slot::complete`] claimed the slot.
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
-pub(crate) enum Next {
+pub enum Next {
     /// Wake the waiting future ([`Slot::wake`]).
     Wake,
     /// Nobody will read the outcome: release the slot to the pool.
@@ -120,13 +130,13 @@ pub(crate) enum Next {
 
 /// A successful claim: the parity to credit in the ledger, and what to do.
 #[derive(Debug)]
-pub(crate) struct Claim {
+pub struct Claim {
     pub(crate) parity: usize,
     pub(crate) next: Next,
 }
 
 /// One reusable delivery context.
-pub(crate) struct Slot {
+pub struct Slot {
     state: AtomicU64,
     record: UnsafeCell<Option<Record>>,
     outcome: UnsafeCell<Option<Outcome>>,
@@ -168,12 +178,7 @@ impl Slot {
     /// # Safety
     /// The caller owns the slot: it popped it from the pool's free list and
     /// has not yet published its index.
-    pub(crate) unsafe fn occupy(
-        &self,
-        record: Record,
-        callback: Option<Callback>,
-        parity: usize,
-    ) -> u32 {
+    pub unsafe fn occupy(&self, record: Record, callback: Option<Callback>, parity: usize) -> u32 {
         let detached = if callback.is_some() { DETACHED } else { 0 };
         // SAFETY: the caller owns the free slot (function contract).
         self.record.with_mut(|r| unsafe { *r = Some(record) });
@@ -195,7 +200,7 @@ impl Slot {
     ///
     /// # Safety
     /// The caller owns the slot and never published its index.
-    pub(crate) unsafe fn unoccupy(&self) -> Record {
+    pub unsafe fn unoccupy(&self) -> Record {
         // SAFETY: the caller owns the slot (function contract).
         self.callback.with_mut(|c| unsafe { *c = None });
         // SAFETY: as above.
@@ -210,7 +215,7 @@ impl Slot {
     /// The caller is the worker that popped the slot's index from its ring and
     /// has not yet handed the record to librdkafka (nobody else touches the
     /// record in that phase).
-    pub(crate) unsafe fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
+    pub unsafe fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
         // SAFETY: the worker has shared, unaliased-by-writers access (contract).
         self.record
             .with(|r| f(unsafe { (*r).as_ref() }.expect("a queued slot holds a record")))
@@ -221,7 +226,7 @@ impl Slot {
     ///
     /// In callback mode the callback runs here, on the calling thread; a
     /// panic in it is caught and logged so it cannot unwind into librdkafka.
-    pub(crate) fn complete(&self, generation: u32, outcome: Outcome) -> Option<Claim> {
+    pub fn complete(&self, generation: u32, outcome: Outcome) -> Option<Claim> {
         let mut state = self.state.load(Acquire);
         loop {
             if state >> GEN_SHIFT != u64::from(generation)
@@ -264,7 +269,12 @@ impl Slot {
         self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
         // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
         // concurrent DETACHED before our release of the slot.
-        let previous = self.state.fetch_or(COMPLETE, AcqRel);
+        let ordering = if bugs::active(Bug::RelaxedComplete) {
+            Relaxed
+        } else {
+            AcqRel
+        };
+        let previous = self.state.fetch_or(COMPLETE, ordering);
         let next = if previous & DETACHED != 0 {
             Next::Release
         } else {
@@ -274,19 +284,19 @@ impl Slot {
     }
 
     /// Wakes the future waiting on this slot (after [`Next::Wake`]).
-    pub(crate) fn wake(&self) {
+    pub fn wake(&self) {
         self.waker.wake();
     }
 
     /// Polls for the outcome. On `Ready` the caller owns the slot and must
     /// release it.
-    pub(crate) fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<(Outcome, Record)> {
+    pub fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<(Outcome, Record)> {
         // Acquire: pairs with the completer's Release of COMPLETE.
         if self.state.load(Acquire) & COMPLETE == 0 {
             self.waker.register(cx.waker());
             // Re-check after registering: a completion between the first load
             // and the registration woke the previous waker (or none).
-            if self.state.load(Acquire) & COMPLETE == 0 {
+            if bugs::active(Bug::SkipPollRecheck) || self.state.load(Acquire) & COMPLETE == 0 {
                 return Poll::Pending;
             }
         }
@@ -303,7 +313,7 @@ impl Slot {
 
     /// Marks that no future will read the outcome. Returns `true` when the
     /// slot was already complete and the caller must release it.
-    pub(crate) fn detach(&self) -> bool {
+    pub fn detach(&self) -> bool {
         // AcqRel: Acquire sees the outcome if complete (we drop it on
         // release); Release hands our side over to the completer otherwise.
         self.state.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
@@ -311,7 +321,7 @@ impl Slot {
 
     /// Whether the slot holds a record nobody has completed yet: used after
     /// librdkafka is destroyed, to fail what it never reported.
-    pub(crate) fn pending_generation(&self) -> Option<u32> {
+    pub fn pending_generation(&self) -> Option<u32> {
         let state = self.state.load(Acquire);
         (state & IN_USE != 0 && state & CLAIMED == 0).then_some((state >> GEN_SHIFT) as u32)
     }
@@ -322,7 +332,7 @@ impl Slot {
     /// The caller owns the slot: it took the outcome in `poll_outcome`, or it
     /// was told [`Next::Release`], or `detach` returned `true`, or it owns an
     /// unpublished slot.
-    pub(crate) unsafe fn reset(&self) {
+    pub unsafe fn reset(&self) {
         // SAFETY: the caller owns the slot (function contract).
         self.record.with_mut(|r| unsafe { *r = None });
         // SAFETY: as above.
@@ -331,7 +341,8 @@ impl Slot {
         self.callback.with_mut(|c| unsafe { *c = None });
         // Do not keep the last task alive until the slot's next use.
         drop(self.waker.take());
-        let generation = (self.state.load(Relaxed) >> GEN_SHIFT).wrapping_add(1) & 0xffff_ffff;
+        let step = u64::from(!bugs::active(Bug::ReuseGeneration));
+        let generation = (self.state.load(Relaxed) >> GEN_SHIFT).wrapping_add(step) & 0xffff_ffff;
         // Release: the next owner (via the free list) sees the emptied cells.
         self.state.store(generation << GEN_SHIFT, Release);
     }

@@ -9,29 +9,33 @@
 //! # Not missing a new, earlier deadline
 //!
 //! ```text
-//! worker: deadline = d (SeqCst)        if d < next_wake (SeqCst) { wake timer }
-//! timer:  next_wake = earliest (SeqCst) re-scan deadlines (SeqCst); sleep
+//! worker: deadline = d       fence(SeqCst)   if d < next_wake { wake timer }
+//! timer:  next_wake = min    fence(SeqCst)   re-scan deadlines; sleep
 //! ```
 //!
-//! In the single total order of these `SeqCst` operations, either the
-//! timer's re-scan sees `d`, or the worker's load sees the timer's new
-//! `next_wake` (later than `d`) and wakes it.
+//! The fences are ordered one way or the other, so either the timer's
+//! re-scan sees `d`, or the worker sees the timer's new `next_wake` (later
+//! than `d`) and wakes it. The wake itself goes through the parker
+//! (`park.rs`), whose last look before sleeping checks the deadlines again:
+//! a wake that finds the timer not yet asleep is answered by that look.
+//! (The loom model of this protocol found the version without it leaving
+//! the timer asleep past a deadline.)
 //!
 //! Without `batch_size` no worker ever publishes a deadline and the timer
 //! sleeps until shutdown.
 
-use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::loom::{Arc, AtomicBool, AtomicU64};
+use crate::loom::{fence, Arc, AtomicBool, AtomicU64};
+use crate::mailbox::{Mailbox, NO_DEADLINE};
 use crate::park::Parker;
 use crate::shared::Shared;
-use crate::worker::NO_DEADLINE;
 
 /// The timer's shared state.
 #[derive(Debug)]
-pub(crate) struct Timer {
+pub struct Timer {
     parker: Parker,
     /// When the timer will next wake up on its own (timer clock).
     next_wake: AtomicU64,
@@ -39,8 +43,15 @@ pub(crate) struct Timer {
     origin: Instant,
 }
 
+impl Default for Timer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Timer {
-    pub(crate) fn new() -> Self {
+    /// A timer whose clock starts now.
+    pub fn new() -> Self {
         Self {
             parker: Parker::new(),
             next_wake: AtomicU64::new(NO_DEADLINE),
@@ -50,68 +61,70 @@ impl Timer {
     }
 
     /// The timer clock: nanoseconds since the producer started.
-    pub(crate) fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.origin.elapsed().as_nanos() as u64
     }
 
     /// Tells the timer about a deadline a worker just published.
-    pub(crate) fn schedule(&self, deadline: u64) {
-        // SeqCst: pairs with the store in `run` (module docs).
-        if deadline < self.next_wake.load(SeqCst) {
+    pub fn schedule(&self, deadline: u64) {
+        // SeqCst: pairs with the fence in `run` (module docs).
+        fence(SeqCst);
+        // Relaxed: ordered by the fence.
+        if deadline < self.next_wake.load(Relaxed) {
             self.parker.wake();
         }
     }
 
     /// Asks the timer thread to exit.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         self.stop.store(true, Release);
         self.parker.wake();
     }
 
     /// Starts the timer thread, named `aioproducer-timer`.
-    pub(crate) fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
+    pub fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("aioproducer-timer".into())
-            .spawn(move || Timer::run(&shared))
+            .spawn(move || shared.timer.run(&shared.workers, || shared.timer.now()))
     }
 
-    fn run(shared: &Shared) {
-        let timer = &shared.timer;
-        timer.parker.register_current();
+    /// The timer thread's loop, until [`Timer::stop`]: fires due deadlines
+    /// of `workers` and sleeps until the next one, reading the time from
+    /// `now` (the timer clock, or a mock one in the loom model).
+    pub fn run(&self, workers: &[Mailbox], now: impl Fn() -> u64) {
+        self.parker.register_current();
         loop {
-            if timer.stop.load(SeqCst) {
+            // Acquire: pairs with the Release in `stop`.
+            if self.stop.load(Acquire) {
                 return;
             }
-            let now = timer.now();
-            let earliest = Self::fire_due(shared, now);
-            // SeqCst: pairs with `schedule` (module docs).
-            timer.next_wake.store(earliest, SeqCst);
-            if Self::fire_due(shared, now) < earliest {
+            let now = now();
+            let earliest = Self::fire_due(workers, now);
+            // Relaxed, then SeqCst fence: pairs with `schedule` (module docs).
+            self.next_wake.store(earliest, Relaxed);
+            fence(SeqCst);
+            if Self::fire_due(workers, now) < earliest {
                 continue; // a worker published an earlier deadline meanwhile
             }
             let timeout = (earliest != NO_DEADLINE).then(|| Duration::from_nanos(earliest - now));
-            // Relaxed: read after the parker's SeqCst fence.
-            timer
-                .parker
-                .park_unless(timeout, || timer.stop.load(Relaxed));
+            // The last look before sleeping must include the deadlines: a
+            // worker that armed one after our re-scan, and saw us not yet
+            // asleep, did not wake us. (Relaxed: after the parker's fence.)
+            self.parker.park_unless(timeout, || {
+                self.stop.load(Relaxed) || workers.iter().any(|w| w.deadline() < earliest)
+            });
         }
     }
 
     /// Forces every worker whose deadline is at or before `now`; returns the
     /// earliest deadline still to come.
-    fn fire_due(shared: &Shared, now: u64) -> u64 {
+    fn fire_due(workers: &[Mailbox], now: u64) -> u64 {
         let mut earliest = NO_DEADLINE;
-        for worker in shared.workers.iter() {
-            let deadline = worker.deadline.load(SeqCst);
+        for worker in workers {
+            let deadline = worker.deadline();
             if deadline <= now {
-                // Only the CAS winner forces: the worker may have re-armed.
-                if worker
-                    .deadline
-                    .compare_exchange(deadline, NO_DEADLINE, SeqCst, SeqCst)
-                    .is_ok()
-                {
-                    worker.force();
-                }
+                // Only one firer wins; the worker may have re-armed since.
+                worker.fire(deadline);
             } else {
                 earliest = earliest.min(deadline);
             }

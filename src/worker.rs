@@ -14,101 +14,18 @@
 //! A busy worker never sleeps; an idle one costs nothing until a producer's
 //! push wakes it.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam::utils::CachePadded;
-
 use crate::batch::{BatchKey, Batches};
 use crate::error::Error;
-use crate::loom::{Arc, AtomicBool, AtomicU64};
+use crate::loom::Arc;
+use crate::mailbox::Mailbox;
 use crate::native::client::NativeProducer;
 use crate::native::handover::{Handover, UNASSIGNED};
 use crate::native::topic::TopicCache;
-use crate::park::Parker;
-use crate::ring::Ring;
 use crate::shared::Shared;
 use crate::slot::Outcome;
-
-/// No deadline armed.
-pub(crate) const NO_DEADLINE: u64 = u64::MAX;
-
-/// What producers, the timer and control calls share with one worker.
-#[derive(Debug)]
-pub(crate) struct WorkerState {
-    pub(crate) ring: Ring,
-    pub(crate) parker: Parker,
-    /// Hand over everything held now (timer or flush).
-    force: AtomicBool,
-    /// Exit once the ring is empty and nothing is held.
-    stop: AtomicBool,
-    purge_requested: AtomicU64,
-    purge_done: AtomicU64,
-    /// When the oldest held record must be handed over (timer clock), or
-    /// `NO_DEADLINE`. Written by the worker, read and cleared by the timer.
-    pub(crate) deadline: CachePadded<AtomicU64>,
-    /// Records handed to librdkafka (single writer: the worker).
-    records: AtomicU64,
-    /// librdkafka calls made to hand them over (single writer).
-    calls: AtomicU64,
-}
-
-impl WorkerState {
-    pub(crate) fn new(ring_capacity: usize) -> Self {
-        Self {
-            ring: Ring::new(ring_capacity),
-            parker: Parker::new(),
-            force: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            purge_requested: AtomicU64::new(0),
-            purge_done: AtomicU64::new(0),
-            deadline: CachePadded::new(AtomicU64::new(NO_DEADLINE)),
-            records: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
-        }
-    }
-
-    /// Asks the worker to hand over everything it holds.
-    pub(crate) fn force(&self) {
-        // Release: nothing to publish but the flag; the parker's fence orders
-        // it before the sleeping check.
-        self.force.store(true, Release);
-        self.parker.wake();
-    }
-
-    /// Asks the worker to exit once it holds nothing.
-    pub(crate) fn stop(&self) {
-        self.stop.store(true, Release);
-        self.parker.wake();
-    }
-
-    /// Asks the worker to fail everything it holds; returns the request
-    /// number to wait for with [`WorkerState::purged`].
-    pub(crate) fn request_purge(&self) -> u64 {
-        let request = self.purge_requested.fetch_add(1, AcqRel) + 1;
-        self.parker.wake();
-        request
-    }
-
-    /// Whether purge request `request` has been served.
-    pub(crate) fn purged(&self, request: u64) -> bool {
-        self.purge_done.load(Acquire) >= request
-    }
-
-    fn has_work(&self) -> bool {
-        // Relaxed: called after the parker's SeqCst fence.
-        !self.ring.is_empty()
-            || self.force.load(Relaxed)
-            || self.stop.load(Relaxed)
-            || self.purge_requested.load(Relaxed) > self.purge_done.load(Relaxed)
-    }
-
-    /// (records handed over, librdkafka calls).
-    pub(crate) fn counters(&self) -> (u64, u64) {
-        (self.records.load(Relaxed), self.calls.load(Relaxed))
-    }
-}
 
 /// The settings every worker runs with.
 #[derive(Debug, Clone, Copy)]
@@ -158,52 +75,51 @@ impl Worker {
 
     fn run(mut self) {
         let shared = Arc::clone(&self.shared);
-        let state = &shared.workers[self.id];
-        state.parker.register_current();
+        let mailbox = &shared.workers[self.id];
+        mailbox.register_worker();
         loop {
-            let purge = state.purge_requested.load(Acquire);
-            if purge > state.purge_done.load(Relaxed) {
-                self.purge(state);
-                state.purge_done.store(purge, Release);
+            if let Some(request) = mailbox.purge_pending() {
+                self.purge(mailbox);
+                mailbox.purge_served(request);
                 shared.purge_acks.notify_all();
                 continue;
             }
-            let forced = state.force.swap(false, Acquire);
-            let stopping = state.stop.load(Acquire);
-            let drained = self.drain(state);
-            if drained > 0 {
-                state.ring.space.notify_many(drained);
-            }
+            let forced = mailbox.take_force();
+            let stopping = mailbox.stopping();
+            let drained = self.drain(mailbox);
             let due = match self.config.batch_size {
                 None => true,
                 Some(size) => forced || stopping || self.batches.held() >= size,
             };
             if self.batches.held() > 0 {
                 if due {
-                    self.hand_over(state);
+                    self.hand_over(mailbox);
                 } else {
-                    self.arm_deadline(state);
+                    let timer = &shared.timer;
+                    let timeout = self.config.buffer_timeout.as_nanos() as u64;
+                    mailbox.arm_deadline(timer.now().saturating_add(timeout), timer);
                 }
             }
             if drained == 0 && (self.batches.held() == 0 || !due) {
-                if stopping && self.batches.held() == 0 && state.ring.is_empty() {
+                if stopping && self.batches.held() == 0 && mailbox.ring.is_empty() {
                     break;
                 }
-                state.parker.park_unless(None, || state.has_work());
+                mailbox.park();
             }
         }
     }
 
     /// Moves up to one ring's worth of tickets into batches.
-    fn drain(&mut self, state: &WorkerState) -> usize {
-        let mut drained = 0;
-        while drained < state.ring.capacity() {
-            let Some(ticket) = state.ring.pop() else {
-                break;
-            };
-            drained += 1;
-            let slot = self.shared.pool.slot(ticket.index());
-            let (native, topics) = (&self.native, &mut self.topics);
+    fn drain(&mut self, mailbox: &Mailbox) -> usize {
+        let Worker {
+            shared,
+            native,
+            batches,
+            topics,
+            ..
+        } = self;
+        mailbox.drain(mailbox.ring.capacity(), |ticket| {
+            let slot = shared.pool.slot(ticket.index());
             // SAFETY: we popped the ticket; nobody else touches the record
             // until we hand it over.
             let placed = unsafe {
@@ -226,15 +142,14 @@ impl Worker {
                 })
             };
             match placed {
-                Ok(key) => self.batches.push(key, ticket),
-                Err(error) => self.shared.complete(ticket, Outcome::failed(error)),
+                Ok(key) => batches.push(key, ticket),
+                Err(error) => shared.complete(ticket, Outcome::failed(error)),
             }
-        }
-        drained
+        })
     }
 
     /// Hands every batch to librdkafka.
-    fn hand_over(&mut self, state: &WorkerState) {
+    fn hand_over(&mut self, mailbox: &Mailbox) {
         let Worker {
             shared,
             native,
@@ -249,39 +164,15 @@ impl Worker {
             let topic = topics.handle(key.topic);
             calls += handover.hand_over(shared, native.ptr(), topic, key.partition, tickets);
         });
-        // Relaxed: statistics with a single writer.
-        state
-            .records
-            .store(state.records.load(Relaxed) + records, Relaxed);
-        state
-            .calls
-            .store(state.calls.load(Relaxed) + calls, Relaxed);
-        state.deadline.store(NO_DEADLINE, Relaxed);
-    }
-
-    /// Starts the buffer timeout for the records just held, if not running.
-    fn arm_deadline(&self, state: &WorkerState) {
-        if state.deadline.load(Relaxed) != NO_DEADLINE {
-            return;
-        }
-        let timer = &self.shared.timer;
-        let deadline = timer
-            .now()
-            .saturating_add(self.config.buffer_timeout.as_nanos() as u64);
-        // SeqCst: pairs with the timer's store of its next wake-up (timer.rs).
-        state.deadline.store(deadline, SeqCst);
-        timer.schedule(deadline);
+        mailbox.handed_over(records, calls);
     }
 
     /// Fails everything in the ring and in the batches with `Purged`.
-    fn purge(&mut self, state: &WorkerState) {
-        while let Some(ticket) = state.ring.pop() {
-            self.shared.complete(ticket, Outcome::failed(Error::Purged));
-        }
-        state.ring.space.notify_all();
+    fn purge(&mut self, mailbox: &Mailbox) {
         let shared = &self.shared;
-        self.batches
-            .take_all(|ticket| shared.complete(ticket, Outcome::failed(Error::Purged)));
-        state.deadline.store(NO_DEADLINE, Relaxed);
+        let fail = |ticket| shared.complete(ticket, Outcome::failed(Error::Purged));
+        mailbox.drain(usize::MAX, fail);
+        self.batches.take_all(fail);
+        mailbox.clear_deadline();
     }
 }

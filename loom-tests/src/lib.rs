@@ -1,0 +1,71 @@
+//! Shared harness for the loom models in `tests/`.
+//!
+//! Each protocol's model runs as is, where loom must find no failure in any
+//! interleaving it explores; and as a *twin* with one seeded bug switched on
+//! (`aioproducer::__loom::Bug`), where loom must find one. A twin is an
+//! `#[ignore]`d test that a visible test runs in a child process of the same
+//! test binary, asserting that it fails with loom's (or the model's) report:
+//! loom may abort the process while unwinding from a detected bug, which an
+//! in-process `#[should_panic]` could not observe.
+#![cfg(aioproducer_loom)]
+
+use std::process::Command;
+
+pub use aioproducer::__loom::*;
+
+/// Runs `model` under loom. loom reads `LOOM_MAX_PREEMPTIONS`,
+/// `LOOM_CHECKPOINT_FILE`, `LOOM_LOG` and friends from the environment.
+pub fn check<F>(model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    activate(None);
+    loom::model(model);
+}
+
+/// Runs `model` under loom with `bug` switched on (for twins).
+pub fn check_with_bug<F>(bug: Bug, model: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    activate(Some(bug));
+    loom::model(model);
+}
+
+/// Runs the `#[ignore]`d test `twin` of the calling test binary in a child
+/// process and asserts that it failed, saying `expected`.
+pub fn assert_twin_fails(twin: &str, expected: &str) {
+    let exe = std::env::current_exe().expect("the test binary");
+    let output = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            twin,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the twin");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        text.contains("running 1 test"),
+        "no twin named {twin} ran:\n{text}"
+    );
+    assert!(
+        !output.status.success(),
+        "loom found nothing with the bug of {twin} in place:\n{text}"
+    );
+    assert!(
+        text.contains(expected),
+        "{twin} failed, but without {expected:?}:\n{text}"
+    );
+}
+
+/// A record for the models (its content does not matter to them).
+pub fn record(tag: &'static str) -> aioproducer::Record {
+    aioproducer::Record::new("loom").with_payload(tag)
+}

@@ -1,0 +1,60 @@
+//! Seeded bugs, for the loom models' twins only.
+//!
+//! Each loom model in `loom-tests/` has a twin that switches on one bug here
+//! (an ordering weakened, a check removed, a wake-up skipped) and asserts
+//! that loom then reports a failure: a model that still passes with its bug
+//! in place proves nothing. The switch exists only with the test-only cargo
+//! feature `loom-bugs`; without it [`active`] is a constant `false` and the
+//! checks compile away.
+
+/// One seeded bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Bug {
+    /// `Slot::reset` keeps the generation: a stale report can complete the
+    /// slot's next record.
+    ReuseGeneration = 1,
+    /// The completer publishes `COMPLETE` with `Relaxed` instead of
+    /// `AcqRel`: the future may read the outcome before it is written.
+    RelaxedComplete,
+    /// A polled future registers its waker but does not look at the slot
+    /// again before returning `Pending`.
+    SkipPollRecheck,
+    /// `Parker::park_unless` parks without checking for work after
+    /// announcing the sleep.
+    SkipParkRecheck,
+    /// The worker does not tell producers waiting for ring space.
+    SkipSpaceNotify,
+    /// `Ledger::advance` moves the epoch without checking the older parity.
+    SkipOlderParityCheck,
+    /// `Ledger::admit` reads `closed` before counting the record in.
+    CheckClosedFirst,
+    /// A worker arming a deadline does not tell the timer.
+    SkipTimerSchedule,
+}
+
+#[cfg(feature = "loom-bugs")]
+static ACTIVE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Switches `bug` on (or all off with `None`) for what runs next.
+#[cfg(feature = "loom-bugs")]
+pub fn activate(bug: Option<Bug>) {
+    ACTIVE.store(
+        bug.map_or(0, |b| b as u8),
+        std::sync::atomic::Ordering::SeqCst,
+    );
+}
+
+/// Whether `bug` is switched on.
+#[inline(always)]
+pub(crate) fn active(bug: Bug) -> bool {
+    #[cfg(feature = "loom-bugs")]
+    {
+        ACTIVE.load(std::sync::atomic::Ordering::Relaxed) == bug as u8
+    }
+    #[cfg(not(feature = "loom-bugs"))]
+    {
+        let _ = bug;
+        false
+    }
+}

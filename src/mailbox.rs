@@ -1,0 +1,225 @@
+//! What producers, the timer and control calls share with one worker: its
+//! ring, its parking spot, and the flags that ask it to act (hand over now,
+//! purge, stop), with the protocol each follows.
+//!
+//! Every flag is set, then the worker is woken (`Parker::wake`, which
+//! fences); the worker checks all of them after announcing its sleep
+//! (`Parker::park_unless`, which fences too), so none is missed (see
+//! `park.rs`).
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+
+use crossbeam::utils::CachePadded;
+
+use crate::bugs::{self, Bug};
+use crate::loom::{AtomicBool, AtomicU64};
+use crate::park::Parker;
+use crate::ring::{Ring, Ticket};
+use crate::timer::Timer;
+
+/// No deadline armed.
+pub const NO_DEADLINE: u64 = u64::MAX;
+
+/// One worker's mailbox.
+#[derive(Debug)]
+pub struct Mailbox {
+    pub(crate) ring: Ring,
+    pub(crate) parker: Parker,
+    /// Hand over everything held now (timer or flush).
+    force: AtomicBool,
+    /// Exit once the ring is empty and nothing is held.
+    stop: AtomicBool,
+    purge_requested: AtomicU64,
+    purge_done: AtomicU64,
+    /// When the oldest held record must be handed over (timer clock), or
+    /// `NO_DEADLINE`. Armed by the worker, fired and cleared by the timer.
+    deadline: CachePadded<AtomicU64>,
+    /// Records handed to librdkafka (single writer: the worker).
+    records: AtomicU64,
+    /// librdkafka calls made to hand them over (single writer).
+    calls: AtomicU64,
+}
+
+impl Mailbox {
+    /// A mailbox with a ring of `ring_capacity` tickets.
+    pub fn new(ring_capacity: usize) -> Self {
+        Self {
+            ring: Ring::new(ring_capacity),
+            parker: Parker::new(),
+            force: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            purge_requested: AtomicU64::new(0),
+            purge_done: AtomicU64::new(0),
+            deadline: CachePadded::new(AtomicU64::new(NO_DEADLINE)),
+            records: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    // ---- producers --------------------------------------------------------
+
+    /// Pushes a ticket and wakes the worker; hands the ticket back when the
+    /// ring is full (then wait on [`Mailbox::space`] and retry).
+    pub fn push(&self, ticket: Ticket) -> Result<(), Ticket> {
+        self.ring.push(ticket)?;
+        self.parker.wake();
+        Ok(())
+    }
+
+    /// Notified when the worker makes room in the ring.
+    pub fn space(&self) -> &crate::notify::Notify {
+        &self.ring.space
+    }
+
+    // ---- the worker -------------------------------------------------------
+
+    /// Called by the worker thread once, before it first parks.
+    pub fn register_worker(&self) {
+        self.parker.register_current();
+    }
+
+    /// Pops up to `max` tickets into `each`, then tells producers waiting
+    /// for room. Returns how many were popped.
+    pub fn drain(&self, max: usize, mut each: impl FnMut(Ticket)) -> usize {
+        let mut drained = 0;
+        while drained < max {
+            let Some(ticket) = self.ring.pop() else {
+                break;
+            };
+            each(ticket);
+            drained += 1;
+        }
+        if drained > 0 && !bugs::active(Bug::SkipSpaceNotify) {
+            self.ring.space.notify_many(drained);
+        }
+        drained
+    }
+
+    /// Parks the worker unless one of its flags is set or its ring holds
+    /// tickets (checked after announcing the sleep).
+    pub fn park(&self) {
+        self.parker.park_unless(None, || self.has_work());
+    }
+
+    fn has_work(&self) -> bool {
+        // Relaxed: called after the parker's SeqCst fence.
+        !self.ring.is_empty()
+            || self.force.load(Relaxed)
+            || self.stop.load(Relaxed)
+            || self.purge_requested.load(Relaxed) > self.purge_done.load(Relaxed)
+    }
+
+    /// Takes the "hand over now" request, if any.
+    pub fn take_force(&self) -> bool {
+        // Acquire: pairs with the Release in `force`.
+        self.force.swap(false, Acquire)
+    }
+
+    /// Whether the worker was asked to exit.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Acquire)
+    }
+
+    /// The purge request to serve, if one is pending.
+    pub fn purge_pending(&self) -> Option<u64> {
+        let requested = self.purge_requested.load(Acquire);
+        // Relaxed: only the worker writes `purge_done`.
+        (requested > self.purge_done.load(Relaxed)).then_some(requested)
+    }
+
+    /// Marks purge request `request` served.
+    pub fn purge_served(&self, request: u64) {
+        // Release: the purged records' completions happen before the ack.
+        self.purge_done.store(request, Release);
+    }
+
+    /// Starts the buffer timeout (timer clock `deadline`) for records the
+    /// worker just started holding, unless one is running. Returns whether
+    /// it armed one.
+    pub fn arm_deadline(&self, deadline: u64, timer: &Timer) -> bool {
+        // Relaxed: only the worker arms; the timer only clears.
+        if self.deadline.load(Relaxed) != NO_DEADLINE {
+            return false;
+        }
+        // Relaxed: `schedule` fences before reading the timer's state. (A
+        // swap: the timer CASes it; see `loom.rs` on loom #254.)
+        self.deadline.swap(deadline, Relaxed);
+        if !bugs::active(Bug::SkipTimerSchedule) {
+            timer.schedule(deadline);
+        }
+        true
+    }
+
+    /// Records a hand-over of `records` records in `calls` librdkafka calls,
+    /// and clears the buffer timeout.
+    pub fn handed_over(&self, records: u64, calls: u64) {
+        // Relaxed: statistics with a single writer.
+        self.records
+            .store(self.records.load(Relaxed) + records, Relaxed);
+        self.calls.store(self.calls.load(Relaxed) + calls, Relaxed);
+        self.clear_deadline();
+    }
+
+    /// Clears the buffer timeout (nothing is held any more).
+    pub fn clear_deadline(&self) {
+        // Relaxed: a stale deadline only causes one early hand-over. (A
+        // swap: see `arm_deadline`.)
+        self.deadline.swap(NO_DEADLINE, Relaxed);
+    }
+
+    // ---- the timer --------------------------------------------------------
+
+    /// The armed deadline, or `NO_DEADLINE`.
+    pub fn deadline(&self) -> u64 {
+        // Relaxed: the timer fences before reading (timer.rs).
+        self.deadline.load(Relaxed)
+    }
+
+    /// Fires deadline `deadline` if it is still the armed one: clears it and
+    /// asks the worker to hand over. Only one of racing firers wins.
+    pub fn fire(&self, deadline: u64) -> bool {
+        // Relaxed: the value is all that matters; `force` publishes the rest.
+        let won = self
+            .deadline
+            .compare_exchange(deadline, NO_DEADLINE, Relaxed, Relaxed)
+            .is_ok();
+        if won {
+            self.force();
+        }
+        won
+    }
+
+    // ---- control ----------------------------------------------------------
+
+    /// Asks the worker to hand over everything it holds.
+    pub fn force(&self) {
+        // Release: pairs with `take_force`; the parker's fence orders it
+        // before the sleeping check. (A swap: see `loom.rs` on loom #254.)
+        self.force.swap(true, Release);
+        self.parker.wake();
+    }
+
+    /// Asks the worker to exit once it holds nothing.
+    pub fn stop(&self) {
+        self.stop.store(true, Release);
+        self.parker.wake();
+    }
+
+    /// Asks the worker to fail everything it holds; returns the request
+    /// number to wait for with [`Mailbox::purged`].
+    pub fn request_purge(&self) -> u64 {
+        let request = self.purge_requested.fetch_add(1, AcqRel) + 1;
+        self.parker.wake();
+        request
+    }
+
+    /// Whether purge request `request` has been served.
+    pub fn purged(&self, request: u64) -> bool {
+        self.purge_done.load(Acquire) >= request
+    }
+
+    /// (records handed over, librdkafka calls).
+    pub fn counters(&self) -> (u64, u64) {
+        (self.records.load(Relaxed), self.calls.load(Relaxed))
+    }
+}
