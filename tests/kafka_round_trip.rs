@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aioproducer::{AioProducer, Topic};
 use common::kafka::{bootstrap, create_topic, unique_topic};
-use common::records::{check_reports_match_log, check_varied, varied};
+use common::records::{check_reports_match_log, check_varied, produce_varied};
 use common::{consume_all, run};
 
 const TASKS: usize = 8;
@@ -27,34 +27,10 @@ fn two_hundred_thousand_records_round_trip_exactly_once_and_intact() {
         .build()
         .unwrap();
     let topic = Topic::from(name.clone());
-    let reports = run(Duration::from_secs(300), async {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let (producer, topic) = (producer.clone(), topic.clone());
-                tokio::spawn(async move {
-                    let mut futures = Vec::with_capacity(PER_TASK);
-                    for i in 0..PER_TASK {
-                        futures.push(
-                            producer
-                                .produce(varied(&topic, t, i))
-                                .await
-                                .expect("accepted"),
-                        );
-                    }
-                    let mut reports = Vec::with_capacity(PER_TASK);
-                    for f in futures {
-                        reports.push(f.await.expect("delivered"));
-                    }
-                    reports
-                })
-            })
-            .collect();
-        let mut reports = Vec::new();
-        for task in tasks {
-            reports.extend(task.await.unwrap());
-        }
-        reports
-    });
+    let reports = run(
+        Duration::from_secs(300),
+        produce_varied(&producer, &topic, TASKS, PER_TASK),
+    );
     futures::executor::block_on(producer.close());
     let stats = producer.stats();
     assert_eq!(

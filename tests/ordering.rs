@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use aioproducer::{Record, Topic};
-use common::records::{check_varied, varied};
+use common::records::{check_varied, produce_varied};
 use common::{builder, cluster, consume_all, run};
 
 const TASKS: usize = 8;
@@ -35,30 +35,10 @@ fn check_order_and_content(batch_size: Option<usize>) {
     }
     let producer = builder.build().unwrap();
     let topic = Topic::from(name.clone());
-    run(Duration::from_secs(180), async {
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|t| {
-                let (producer, topic) = (producer.clone(), topic.clone());
-                tokio::spawn(async move {
-                    let mut futures = Vec::with_capacity(PER_TASK);
-                    for i in 0..PER_TASK {
-                        futures.push(
-                            producer
-                                .produce(varied(&topic, t, i))
-                                .await
-                                .expect("accepted"),
-                        );
-                    }
-                    for f in futures {
-                        f.await.expect("delivered");
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
+    run(
+        Duration::from_secs(180),
+        produce_varied(&producer, &topic, TASKS, PER_TASK),
+    );
 
     let stored = consume_all(&cluster.bootstrap_servers(), &name, 6, TASKS * PER_TASK);
     check_varied(&stored, &topic, TASKS, PER_TASK);

@@ -36,6 +36,38 @@ fn task_and_index(r: &Consumed) -> (usize, usize) {
     (t.parse().unwrap(), i.parse().unwrap())
 }
 
+/// Produces `varied` records from `tasks` concurrent tokio tasks of
+/// `per_task` records each, awaits every delivery, and returns the reports.
+pub async fn produce_varied(
+    producer: &aioproducer::AioProducer,
+    topic: &Topic,
+    tasks: usize,
+    per_task: usize,
+) -> Vec<Delivery> {
+    let tasks: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (producer, topic) = (producer.clone(), topic.clone());
+            tokio::spawn(async move {
+                let mut futures = Vec::with_capacity(per_task);
+                for i in 0..per_task {
+                    let record = varied(&topic, t, i);
+                    futures.push(producer.produce(record).await.expect("accepted"));
+                }
+                let mut reports = Vec::with_capacity(per_task);
+                for f in futures {
+                    reports.push(f.await.expect("delivered"));
+                }
+                reports
+            })
+        })
+        .collect();
+    let mut reports = Vec::with_capacity(tasks.len() * per_task);
+    for task in tasks {
+        reports.extend(task.await.expect("a producing task panicked"));
+    }
+    reports
+}
+
 /// Checks `stored` against the records `varied` makes for `tasks` tasks of
 /// `per_task` records: each exactly once, with identical key, payload,
 /// headers and timestamp, and each key's records in the order sent.
