@@ -15,14 +15,16 @@ use crate::ring::Ticket;
 /// One batch: a topic (index into the worker's topic cache) and a partition
 /// (explicit, or `UNASSIGNED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct BatchKey {
-    pub(crate) topic: u32,
-    pub(crate) partition: i32,
+pub struct BatchKey {
+    /// Index into the worker's topic cache.
+    pub topic: u32,
+    /// Explicit partition, or `UNASSIGNED` (the partitioner's choice).
+    pub partition: i32,
 }
 
 /// A worker's batches.
 #[derive(Debug)]
-pub(crate) struct Batches {
+pub struct Batches {
     /// Held tickets in arrival order, with their batch number.
     held: Vec<(u32, Ticket)>,
     /// The same tickets grouped by batch, at hand-over.
@@ -39,7 +41,7 @@ pub(crate) struct Batches {
 
 impl Batches {
     /// Batches for at most `max_held` records at a time.
-    pub(crate) fn with_capacity(max_held: usize) -> Self {
+    pub fn with_capacity(max_held: usize) -> Self {
         Self {
             held: Vec::with_capacity(max_held),
             sorted: vec![Ticket::new(0, 0); max_held],
@@ -53,7 +55,7 @@ impl Batches {
 
     /// Adds a record to its batch. Panics beyond `max_held` records: the
     /// worker never drains more than that before handing over.
-    pub(crate) fn push(&mut self, key: BatchKey, ticket: Ticket) {
+    pub fn push(&mut self, key: BatchKey, ticket: Ticket) {
         assert!(
             self.held.len() < self.sorted.len(),
             "more records held than planned for"
@@ -84,12 +86,12 @@ impl Batches {
     }
 
     /// Records held.
-    pub(crate) fn held(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.held.len()
     }
 
     /// Hands every non-empty batch to `f`, oldest first, and empties them.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(BatchKey, &[Ticket])) {
+    pub fn drain(&mut self, mut f: impl FnMut(BatchKey, &[Ticket])) {
         // Each batch's end offset in `sorted`, in the order batches started.
         let mut end = 0;
         for &batch in &self.used {
@@ -120,7 +122,7 @@ impl Batches {
     }
 
     /// Removes and returns every held ticket (for purge).
-    pub(crate) fn take_all(&mut self, mut f: impl FnMut(Ticket)) {
+    pub fn take_all(&mut self, mut f: impl FnMut(Ticket)) {
         for &(_, ticket) in &self.held {
             f(ticket);
         }

@@ -86,14 +86,14 @@ impl Future for DeliveryFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "DeliveryFuture polled after it resolved");
         let slot = self.pool.slot(self.index);
-        match slot.poll_outcome(cx) {
+        match slot.poll_result(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready((outcome, record)) => {
+            Poll::Ready(result) => {
                 self.done = true;
-                // SAFETY: `poll_outcome` returned Ready: this future owns the
-                // completed slot and has taken its contents.
+                // SAFETY: `poll_result` returned Ready: this future owns the
+                // completed slot.
                 unsafe { self.pool.release(self.index) };
-                Poll::Ready(outcome.into_result(record))
+                Poll::Ready(result)
             }
         }
     }

@@ -244,8 +244,14 @@ pub enum Persistence {
 /// no room for `try_produce`) and when its delivery fails (the
 /// [`DeliveryFuture`](crate::DeliveryFuture) resolves to it). Nothing is lost:
 /// the caller gets the record back to retry, reroute or drop.
+///
+/// It is one pointer wide (the failure is boxed), so the `Result`s of the
+/// hot path stay small; the allocation happens only when a record fails.
 #[derive(Debug)]
-pub struct DeliveryError {
+pub struct DeliveryError(Box<Failure>);
+
+#[derive(Debug)]
+struct Failure {
     error: Error,
     persistence: Persistence,
     record: Record,
@@ -258,43 +264,44 @@ impl DeliveryError {
     }
 
     pub(crate) fn new(error: Error, persistence: Persistence, record: Record) -> Self {
-        Self {
+        Self(Box::new(Failure {
             error,
             persistence,
             record,
-        }
+        }))
     }
 
     /// Why the record was not delivered.
     pub fn error(&self) -> &Error {
-        &self.error
+        &self.0.error
     }
 
     /// Whether the record may be in the log anyway (it was in flight when it
     /// timed out or was purged). Retrying such a record without idempotence
     /// may duplicate it.
     pub fn possibly_persisted(&self) -> bool {
-        self.persistence != Persistence::NotPersisted
+        self.0.persistence != Persistence::NotPersisted
     }
 
     /// librdkafka's verdict on where the record got to.
     pub fn persistence(&self) -> Persistence {
-        self.persistence
+        self.0.persistence
     }
 
     /// The undelivered record.
     pub fn record(&self) -> &Record {
-        &self.record
+        &self.0.record
     }
 
     /// Takes the record back.
     pub fn into_record(self) -> Record {
-        self.record
+        self.0.record
     }
 
     /// Splits into the reason and the record.
     pub fn into_parts(self) -> (Error, Record) {
-        (self.error, self.record)
+        let failure = *self.0;
+        (failure.error, failure.record)
     }
 }
 
@@ -303,14 +310,14 @@ impl fmt::Display for DeliveryError {
         write!(
             f,
             "record for topic {:?} not delivered: {}",
-            self.record.topic(),
-            self.error
+            self.0.record.topic(),
+            self.0.error
         )
     }
 }
 
 impl std::error::Error for DeliveryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        Some(&self.0.error)
     }
 }

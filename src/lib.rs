@@ -86,43 +86,29 @@
 //! [loom]: https://docs.rs/loom
 
 #![deny(unsafe_op_in_unsafe_fn)]
-#![allow(
-    clippy::result_large_err,
-    reason = "errors hand the record back by value (as crossbeam's push does); \
-              boxing it would allocate on the backpressure path"
-)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod batch;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod bugs;
 mod config;
 mod delivery;
 mod embedded;
 mod error;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
+mod intake;
 mod ledger;
 mod loom;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod mailbox;
 mod native;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod notify;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod park;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod pool;
 mod producer;
 mod record;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod ring;
 mod route;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod shared;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod slot;
 mod stats;
-#[cfg_attr(not(aioproducer_loom), allow(unreachable_pub))]
 mod timer;
 mod transaction;
 mod wait;
@@ -137,15 +123,12 @@ pub use record::{Header, Record, Topic};
 pub use stats::{PoolStats, Stats, WorkerStats};
 pub use transaction::GroupMetadata;
 
-/// The lock-free protocols, opened to the loom models in `loom-tests/`
-/// (built with `--cfg aioproducer_loom`). Not an API.
-///
-/// The modules behind it declare their protocol types and methods `pub`
-/// (each allows `unreachable_pub` in normal builds) so that this module can
-/// re-export them: the models then check the crate's real code, not a copy.
-#[cfg(aioproducer_loom)]
+/// The crate's internals, opened to the loom models in `loom-tests/` and to
+/// the micro-benchmarks in `benches/`, so that both exercise the real code,
+/// not a copy. Not an API: no stability promise, hidden from the docs.
 #[doc(hidden)]
-pub mod __loom {
+pub mod __internals {
+    pub use crate::batch::{BatchKey, Batches};
     #[cfg(feature = "loom-bugs")]
     pub use crate::bugs::activate;
     pub use crate::bugs::Bug;
@@ -158,6 +141,7 @@ pub mod __loom {
     pub use crate::shared::Shared;
     pub use crate::slot::{Claim, Next, Outcome, Slot};
     pub use crate::timer::Timer;
+    pub use crate::wait::block_on;
 
     /// The future of the record in slot `index` of `pool`.
     pub fn delivery_future(pool: crate::loom::Arc<Pool>, index: u32) -> crate::DeliveryFuture {

@@ -6,23 +6,22 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam::utils::CachePadded;
-
 use crate::config::{native_config, native_get, AioProducerBuilder};
 use crate::delivery::{Delivery, DeliveryFuture};
 use crate::error::{DeliveryError, Error};
-use crate::loom::{Arc, AtomicBool, AtomicU64, Mutex};
+use crate::intake::Intake;
+use crate::loom::{Arc, AtomicBool, Mutex};
 use crate::native::client::NativeProducer;
 use crate::notify::Notify;
 use crate::record::Record;
 use crate::ring::Ticket;
-use crate::route::worker_for;
 use crate::shared::Shared;
 use crate::slot::Callback;
 use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::timer::Timer;
 use crate::wait::block_on;
 use crate::worker::{Worker, WorkerConfig};
+use futures::FutureExt;
 
 /// An asynchronous Kafka producer: lock-free intake from any thread or
 /// runtime, a future per record, delivery reports completed on librdkafka's
@@ -54,8 +53,6 @@ struct Inner {
     /// Set once the threads are joined and the handle destroyed.
     finished: AtomicBool,
     finished_notify: Notify,
-    /// Slots taken for records that were then refused (for pool stats).
-    refused: CachePadded<AtomicU64>,
     drop_timeout: Duration,
 }
 
@@ -66,55 +63,6 @@ impl fmt::Debug for AioProducer {
             .field("in_flight", &self.len())
             .field("closed", &self.inner.shared.ledger.is_closed())
             .finish()
-    }
-}
-
-/// A record admitted and in its slot, not yet in a ring. Dropping it (a
-/// cancelled `produce`) takes the record back out and uncounts it.
-struct Staged<'a> {
-    producer: &'a AioProducer,
-    worker: usize,
-    ticket: Ticket,
-    parity: usize,
-}
-
-impl Staged<'_> {
-    fn push(self) -> Result<(), Self> {
-        let mailbox = &self.producer.inner.shared.workers[self.worker];
-        match mailbox.push(self.ticket) {
-            Ok(()) => {
-                std::mem::forget(self);
-                Ok(())
-            }
-            Err(_) => Err(self),
-        }
-    }
-
-    /// Undoes the admission and returns the record.
-    fn cancel(self) -> Record {
-        let record = self.undo();
-        std::mem::forget(self);
-        record
-    }
-
-    fn undo(&self) -> Record {
-        let inner = &self.producer.inner;
-        let index = self.ticket.index();
-        let pool = &inner.shared.pool;
-        // SAFETY: the ticket never reached a ring: this thread still owns
-        // the slot.
-        let record = unsafe { pool.slot(index).unoccupy() };
-        // SAFETY: as above.
-        unsafe { pool.release(index) };
-        inner.shared.ledger.cancel(self.parity);
-        inner.refused.fetch_add(1, Relaxed);
-        record
-    }
-}
-
-impl Drop for Staged<'_> {
-    fn drop(&mut self) {
-        drop(self.undo());
     }
 }
 
@@ -166,7 +114,6 @@ impl AioProducer {
                 })),
                 finished: AtomicBool::new(false),
                 finished_notify: Notify::new(),
-                refused: CachePadded::new(AtomicU64::new(0)),
                 drop_timeout: builder.drop_timeout,
             }),
         })
@@ -183,14 +130,14 @@ impl AioProducer {
     /// Cancel-safe: dropping the returned future before it resolves leaves
     /// nothing queued.
     pub async fn produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
-        let ticket = self.enqueue(record, None).await?;
+        let ticket = Intake::new(&self.inner.shared, record, None, true).await?;
         Ok(self.future(ticket))
     }
 
     /// Queues a record if there is room right now; never waits. A full
     /// producer or ring hands the record back with [`Error::QueueFull`].
     pub fn try_produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
-        let ticket = self.try_enqueue(record, None)?;
+        let ticket = self.try_intake(record, None)?;
         Ok(self.future(ticket))
     }
 
@@ -215,7 +162,8 @@ impl AioProducer {
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
-        self.enqueue(record, Some(Box::new(callback)))
+        let callback: Callback = Box::new(callback);
+        Intake::new(&self.inner.shared, record, Some(callback), true)
             .await
             .map(drop)
     }
@@ -230,109 +178,22 @@ impl AioProducer {
     where
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
-        self.try_enqueue(record, Some(Box::new(callback))).map(drop)
+        self.try_intake(record, Some(Box::new(callback))).map(drop)
     }
 
     fn future(&self, ticket: Ticket) -> DeliveryFuture {
         DeliveryFuture::new(Arc::clone(&self.inner.shared.pool), ticket.index())
     }
 
-    /// The checks every record passes before it takes a slot.
-    fn check(&self, record: &Record) -> Result<(), Error> {
-        let shared = &self.inner.shared;
-        if shared.ledger.is_closed() {
-            return Err(Error::Closed);
-        }
-        record.validate(shared.max_message_bytes)
-    }
-
-    /// Counts the record in, puts it in slot `index`; the caller then pushes
-    /// it to a ring. On refusal the slot is released and the record returned.
-    fn admit(
-        &self,
-        index: u32,
-        record: Record,
-        callback: Option<Callback>,
-    ) -> Result<Staged<'_>, DeliveryError> {
-        let inner = &self.inner;
-        let shared = &inner.shared;
-        let parity = match shared.ledger.admit() {
-            Ok(parity) => parity,
-            Err(_closed) => {
-                // SAFETY: the slot was just acquired and never published.
-                unsafe { shared.pool.release(index) };
-                inner.refused.fetch_add(1, Relaxed);
-                return Err(DeliveryError::refused(Error::Closed, record));
-            }
-        };
-        let worker = worker_for(&record, shared.workers.len());
-        // SAFETY: the slot was just acquired and is not yet published.
-        let generation = unsafe { shared.pool.slot(index).occupy(record, callback, parity) };
-        Ok(Staged {
-            producer: self,
-            worker,
-            ticket: Ticket::new(index, generation),
-            parity,
-        })
-    }
-
-    /// Intake, waiting for room where there is none.
-    async fn enqueue(
+    /// Intake that refuses (`QueueFull`) instead of waiting.
+    fn try_intake(
         &self,
         record: Record,
         callback: Option<Callback>,
     ) -> Result<Ticket, DeliveryError> {
-        if let Err(error) = self.check(&record) {
-            return Err(DeliveryError::refused(error, record));
-        }
-        let shared = &self.inner.shared;
-        let acquired = shared
-            .pool
-            .space
-            .wait_for(|| match shared.ledger.is_closed() {
-                true => Some(None),
-                false => shared.pool.try_acquire().map(Some),
-            })
-            .await;
-        let Some(index) = acquired else {
-            return Err(DeliveryError::refused(Error::Closed, record));
-        };
-        let staged = self.admit(index, record, callback)?;
-        let ticket = staged.ticket;
-        let space = shared.workers[staged.worker].space();
-        // Dropping this future while it waits drops `staged`, which takes
-        // the record back out: nothing stays queued.
-        let mut staged = Some(staged);
-        space
-            .wait_for(|| match staged.take()?.push() {
-                Ok(()) => Some(()),
-                Err(back) => {
-                    staged = Some(back);
-                    None
-                }
-            })
-            .await;
-        Ok(ticket)
-    }
-
-    /// Intake without waiting.
-    fn try_enqueue(
-        &self,
-        record: Record,
-        callback: Option<Callback>,
-    ) -> Result<Ticket, DeliveryError> {
-        if let Err(error) = self.check(&record) {
-            return Err(DeliveryError::refused(error, record));
-        }
-        let Some(index) = self.inner.shared.pool.try_acquire() else {
-            return Err(DeliveryError::refused(Error::QueueFull, record));
-        };
-        let staged = self.admit(index, record, callback)?;
-        let ticket = staged.ticket;
-        match staged.push() {
-            Ok(()) => Ok(ticket),
-            Err(staged) => Err(DeliveryError::refused(Error::QueueFull, staged.cancel())),
-        }
+        Intake::new(&self.inner.shared, record, callback, false)
+            .now_or_never()
+            .expect("an intake that may not wait resolves at once")
     }
 
     /// Resolves when every record produced before the call has its delivery
@@ -415,7 +276,7 @@ impl AioProducer {
         let shared = &inner.shared;
         let ledger = &shared.ledger;
         let pool = &shared.pool;
-        let acquired = ledger.admitted() + inner.refused.load(Relaxed);
+        let acquired = ledger.admitted() + shared.refused.load(Relaxed);
         let created = pool.created() as u64;
         let completed = ledger.completed();
         let failed = ledger.failed();

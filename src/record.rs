@@ -296,7 +296,7 @@ impl Record {
     /// Checks everything that can be checked before the record is queued, so
     /// bad input fails at the call instead of in a delivery report.
     pub(crate) fn validate(&self, max_message_bytes: usize) -> Result<(), Error> {
-        validate_topic(&self.topic)?;
+        validate_topic_once(&self.topic)?;
         if let Some(p) = self.partition {
             if p < 0 {
                 return Err(Error::InvalidPartition(p));
@@ -326,6 +326,27 @@ fn varint_len(n: usize) -> usize {
 fn varint_len_signed(n: i64) -> usize {
     let zigzag = ((n << 1) ^ (n >> 63)) as u64;
     (64 - (zigzag | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+thread_local! {
+    /// The topic this thread validated last: records of one topic usually
+    /// come in runs, and a name cannot change while a `Topic` holds it.
+    static LAST_VALID: std::cell::RefCell<Option<Topic>> = const { std::cell::RefCell::new(None) };
+}
+
+/// [`validate_topic`], skipped when `topic` shares its allocation with the
+/// last topic this thread validated (kept alive by the cache, so the
+/// address cannot be reused by another name meanwhile).
+fn validate_topic_once(topic: &Topic) -> Result<(), Error> {
+    LAST_VALID.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.as_ref().is_some_and(|t| t.same_allocation(topic)) {
+            return Ok(());
+        }
+        validate_topic(topic)?;
+        *last = Some(topic.clone());
+        Ok(())
+    })
 }
 
 /// Kafka's topic-name rules (`org.apache.kafka.common.internals.Topic`).

@@ -3,9 +3,11 @@
 //! producer handle, the worker and timer threads, and librdkafka's callback
 //! context.
 
+use crossbeam::utils::CachePadded;
+
 use crate::error::Error;
 use crate::ledger::Ledger;
-use crate::loom::{Arc, Mutex};
+use crate::loom::{Arc, AtomicU64, Mutex};
 use crate::mailbox::Mailbox;
 use crate::notify::Notify;
 use crate::pool::Pool;
@@ -27,6 +29,8 @@ pub struct Shared {
     pub(crate) librdkafka_stats: Mutex<Option<String>>,
     /// Notified when a worker has served a purge request.
     pub(crate) purge_acks: Notify,
+    /// Slots taken for records that were then refused (for pool stats).
+    pub(crate) refused: CachePadded<AtomicU64>,
 }
 
 impl Shared {
@@ -46,17 +50,16 @@ impl Shared {
             max_message_bytes,
             librdkafka_stats: Mutex::new(None),
             purge_acks: Notify::new(),
+            refused: CachePadded::new(AtomicU64::new(0)),
         }
     }
 
-    /// The slot pool (for the loom models).
-    #[cfg(aioproducer_loom)]
+    /// The slot pool.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
 
-    /// The ledger (for the loom models).
-    #[cfg(aioproducer_loom)]
+    /// The ledger.
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }

@@ -60,6 +60,8 @@ const DETACHED: u64 = 1 << 3;
 const PARITY: u64 = 1 << 4;
 const GEN_SHIFT: u32 = 32;
 
+const HOLDS: &str = "an occupied slot holds a record";
+
 /// A callback run on the completing thread instead of waking a future.
 pub(crate) type Callback = Box<dyn FnOnce(Result<Delivery, DeliveryError>) + Send>;
 
@@ -206,7 +208,7 @@ impl Slot {
         // SAFETY: as above.
         self.record
             .with_mut(|r| unsafe { (*r).take() })
-            .expect("an occupied slot holds a record")
+            .expect(HOLDS)
     }
 
     /// Runs `f` on the queued record.
@@ -218,7 +220,7 @@ impl Slot {
     pub unsafe fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
         // SAFETY: the worker has shared, unaliased-by-writers access (contract).
         self.record
-            .with(|r| f(unsafe { (*r).as_ref() }.expect("a queued slot holds a record")))
+            .with(|r| f(unsafe { (*r).as_ref() }.expect(HOLDS)))
     }
 
     /// Claims the right to complete generation `generation` and records the
@@ -254,7 +256,7 @@ impl Slot {
             let record = self
                 .record
                 .with_mut(|r| unsafe { (*r).take() })
-                .expect("an occupied slot holds a record");
+                .expect(HOLDS);
             let result = outcome.into_result(record);
             if catch_unwind(AssertUnwindSafe(|| callback(result))).is_err() {
                 log::error!("a delivery callback panicked; the panic was contained");
@@ -288,9 +290,10 @@ impl Slot {
         self.waker.wake();
     }
 
-    /// Polls for the outcome. On `Ready` the caller owns the slot and must
-    /// release it.
-    pub fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<(Outcome, Record)> {
+    /// Polls for the result. On `Ready` the caller owns the slot and must
+    /// release it. A delivered record stays in the slot (it is dropped in
+    /// place on release); a failed one is moved into the error.
+    pub fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<Delivery, DeliveryError>> {
         // Acquire: pairs with the completer's Release of COMPLETE.
         if self.state.load(Acquire) & COMPLETE == 0 {
             self.waker.register(cx.waker());
@@ -303,12 +306,27 @@ impl Slot {
         // SAFETY: COMPLETE is set and this future is not detached: the
         // completer is done with the slot and only the future touches it.
         let outcome = self.outcome.with_mut(|o| unsafe { (*o).take() });
-        // SAFETY: as above.
-        let record = self.record.with_mut(|r| unsafe { (*r).take() });
-        Poll::Ready((
-            outcome.expect("a complete slot holds an outcome"),
-            record.expect("a complete slot holds a record"),
-        ))
+        let result = match outcome.expect("a complete slot holds an outcome") {
+            Outcome::Delivered {
+                partition,
+                offset,
+                timestamp,
+            } => Ok(Delivery {
+                // SAFETY: as above.
+                topic: self
+                    .record
+                    .with(|r| unsafe { (*r).as_ref() }.expect(HOLDS).topic().clone()),
+                partition,
+                offset,
+                timestamp,
+            }),
+            Outcome::Failed { error, persistence } => {
+                // SAFETY: as above.
+                let record = self.record.with_mut(|r| unsafe { (*r).take() });
+                Err(DeliveryError::new(error, persistence, record.expect(HOLDS)))
+            }
+        };
+        Poll::Ready(result)
     }
 
     /// Marks that no future will read the outcome. Returns `true` when the

@@ -29,7 +29,7 @@ thread_local! {
 
 /// Polls `future` on this thread until it resolves, or until `timeout`
 /// passes (`None`).
-pub(crate) fn block_on<F: Future>(future: F, timeout: Option<Duration>) -> Option<F::Output> {
+pub fn block_on<F: Future>(future: F, timeout: Option<Duration>) -> Option<F::Output> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut future = pin!(future);
     WAKER.with(|waker| {

@@ -2,7 +2,7 @@
 //!
 //! Each protocol's model runs as is, where loom must find no failure in any
 //! interleaving it explores; and as a *twin* with one seeded bug switched on
-//! (`aioproducer::__loom::Bug`), where loom must find one. A twin is an
+//! (`aioproducer::__internals::Bug`), where loom must find one. A twin is an
 //! `#[ignore]`d test that a visible test runs in a child process of the same
 //! test binary, asserting that it fails with loom's (or the model's) report:
 //! loom may abort the process while unwinding from a detected bug, which an
@@ -11,7 +11,7 @@
 
 use std::process::Command;
 
-pub use aioproducer::__loom::*;
+pub use aioproducer::__internals::*;
 
 /// Runs `model` under loom. loom reads `LOOM_MAX_PREEMPTIONS`,
 /// `LOOM_CHECKPOINT_FILE`, `LOOM_LOG` and friends from the environment.

@@ -1,59 +1,70 @@
 //! The producer perf tool: produce N records, await every delivery, report
-//! throughput and delivery latency.
+//! throughput, delivery latency, CPU time per record and peak memory.
 //!
 //! ```text
 //! cargo run --release --example perf                      # embedded cluster
 //! cargo run --release --example perf -- --brokers 127.0.0.1:9092 --json
+//! cargo run --release --example perf -- --client base-producer --rate 50000 --seconds 10
 //! cargo run --release --example perf -- --help
 //! ```
 //!
-//! Latency is measured per record from the moment `produce` is called (or,
-//! with `--rate`, from the moment the record was *due*, so a stall delays
-//! every record behind it, as the user would see: no coordinated omission)
-//! to the moment its future is woken by the delivery report. Each in-flight
-//! future is polled once with a waker that stamps the time of its wake-up,
-//! so the measurement does not depend on when this tool gets round to
-//! reaping the future.
+//! Latency is measured per record from the moment it was due (when
+//! `produce` is called, or with `--rate` from its slot in the fixed
+//! schedule, so a stall delays every record behind it and coordinated
+//! omission cannot hide it) to the moment its delivery report reached the
+//! application: the wake-up of its future (stamped by the waker itself), or
+//! the delivery callback for the `BaseProducer` loop. CPU time is the
+//! process's user + system time (getrusage), which on the embedded cluster
+//! includes the mock broker's threads, the same for every client.
 
-use std::future::Future;
+mod clients;
+mod probe;
+
 use std::io::{IsTerminal, Write};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use aioproducer::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use aioproducer::rdkafka::client::DefaultClientContext;
 use aioproducer::rdkafka::ClientConfig;
-use aioproducer::{AioProducer, DeliveryFuture, EmbeddedCluster, Record, Topic};
+use aioproducer::{AioProducer, EmbeddedCluster, Record, Topic};
 use bytes::Bytes;
 
+use clients::{Job, Kind, Pacing};
+use probe::Tally;
+
 const USAGE: &str = "\
-perf: produce records through aioproducer and await every delivery report
+perf: produce records and await every delivery report
 
 USAGE: perf [OPTIONS]
 
+  --client NAME        aioproducer (default), future-producer (rust-rdkafka's
+                       FutureProducer) or base-producer (a rust-rdkafka
+                       BaseProducer loop with a poll thread)
   --messages N         records to produce (default 1000000)
+  --seconds S          with --rate: produce for S seconds instead (messages = rate x S)
   --size BYTES         payload size (default 100)
   --partitions N       partitions of the topic (default 6)
-  --topic NAME         topic (default perf-<pid>)
+  --topic NAME         topic (default perf-<pid>; created if missing)
   --brokers HOST:PORT  a real cluster (default: an embedded mock cluster)
-  --workers N          producer worker threads (default: the producer's)
-  --producers N        threads calling produce (default 1)
-  --batch-size N       hold N records per worker before handing over
+  --workers N          aioproducer worker threads (default: the producer's)
+  --producers N        threads calling produce (default 1; not for base-producer)
+  --batch-size N       aioproducer: hold N records per worker before handing over
   --buffer-timeout-ms MS  with --batch-size: longest hold (default 100)
   --linger-ms MS       librdkafka linger.ms (default: librdkafka's, 5)
-  --rate N             offered load in records/s over all producers (default: as fast as possible)
-  --window N           futures in flight per producer thread (default 65536)
-  -X KEY=VALUE         any librdkafka property (repeatable)
+  --rate N             offered load in records/s (default: as fast as possible)
+  --window N           futures in flight per producing thread (default 65536;
+                       10000 for future-producer)
+  -X KEY=VALUE         any librdkafka property, for every client (repeatable)
   --json               print one JSON line with the results
 ";
 
 #[derive(Debug, Clone)]
 struct Options {
+    client: Kind,
     messages: u64,
+    seconds: Option<f64>,
     size: usize,
     partitions: i32,
     topic: Option<String>,
@@ -64,14 +75,16 @@ struct Options {
     buffer_timeout: Duration,
     linger_ms: Option<u64>,
     rate: Option<f64>,
-    window: usize,
+    window: Option<usize>,
     properties: Vec<(String, String)>,
     json: bool,
 }
 
 fn parse() -> Result<Options, String> {
     let mut o = Options {
+        client: Kind::Ours,
         messages: 1_000_000,
+        seconds: None,
         size: 100,
         partitions: 6,
         topic: None,
@@ -82,7 +95,7 @@ fn parse() -> Result<Options, String> {
         buffer_timeout: Duration::from_millis(100),
         linger_ms: None,
         rate: None,
-        window: 65536,
+        window: None,
         properties: Vec::new(),
         json: false,
     };
@@ -94,7 +107,13 @@ fn parse() -> Result<Options, String> {
                 .map_err(|_| format!("{flag}: not a number: {v:?}"))
         }
         match flag.as_str() {
+            "--client" => {
+                let name = value()?;
+                o.client =
+                    Kind::parse(&name).ok_or(format!("unknown client {name:?}\n\n{USAGE}"))?;
+            }
             "--messages" => o.messages = num(&flag, value()?)?,
+            "--seconds" => o.seconds = Some(num(&flag, value()?)?),
             "--size" => o.size = num(&flag, value()?)?,
             "--partitions" => o.partitions = num(&flag, value()?)?,
             "--topic" => o.topic = Some(value()?),
@@ -107,7 +126,7 @@ fn parse() -> Result<Options, String> {
             }
             "--linger-ms" => o.linger_ms = Some(num(&flag, value()?)?),
             "--rate" => o.rate = Some(num(&flag, value()?)?),
-            "--window" => o.window = num::<usize>(&flag, value()?)?.max(1),
+            "--window" => o.window = Some(num::<usize>(&flag, value()?)?.max(1)),
             "-X" => {
                 let kv = value()?;
                 let (k, v) = kv
@@ -123,157 +142,35 @@ fn parse() -> Result<Options, String> {
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
     }
+    if let (Some(rate), Some(seconds)) = (o.rate, o.seconds) {
+        o.messages = (rate * seconds) as u64;
+    } else if o.seconds.is_some() {
+        return Err("--seconds needs --rate".into());
+    }
+    if o.client == Kind::Base {
+        o.producers = 1;
+    }
     Ok(o)
 }
 
-/// A waker that stamps the time of its first wake-up.
-struct Probe {
-    start: Instant,
-    woke_at: AtomicU64,
-    owner: Thread,
+/// The process's CPU time (user + system) and peak resident set.
+struct Usage {
+    cpu: Duration,
+    peak_rss_kib: u64,
 }
 
-impl Probe {
-    const NOT_WOKEN: u64 = u64::MAX;
-
-    fn reset(&self) {
-        self.woke_at.store(Self::NOT_WOKEN, Ordering::Relaxed);
-    }
-
-    fn woke_at(&self) -> Option<u64> {
-        Some(self.woke_at.load(Ordering::Acquire)).filter(|&t| t != Self::NOT_WOKEN)
-    }
-}
-
-impl Wake for Probe {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let now = self.start.elapsed().as_nanos() as u64;
-        let _ = self.woke_at.compare_exchange(
-            Self::NOT_WOKEN,
-            now,
-            Ordering::AcqRel,
-            Ordering::Relaxed,
-        );
-        self.owner.unpark();
-    }
-}
-
-/// One in-flight record: its future, the time it was due, and its probe.
-struct InFlight {
-    future: DeliveryFuture,
-    due: u64,
-}
-
-#[derive(Default)]
-struct Tally {
-    latencies: Vec<u64>,
-    failed: u64,
-    first_error: Option<String>,
-}
-
-/// Waits for one future and records its latency.
-fn reap(entry: InFlight, probe: &Arc<Probe>, waker: &Waker, start: Instant, tally: &mut Tally) {
-    let InFlight { mut future, due } = entry;
-    let mut cx = Context::from_waker(waker);
-    let result = loop {
-        match Pin::new(&mut future).poll(&mut cx) {
-            Poll::Ready(result) => break result,
-            Poll::Pending => {
-                if probe.woke_at().is_none() {
-                    thread::park();
-                }
-            }
-        }
+fn usage() -> Usage {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
     };
-    let done = probe
-        .woke_at()
-        .unwrap_or_else(|| start.elapsed().as_nanos() as u64);
-    tally.latencies.push(done.saturating_sub(due));
-    if let Err(e) = result {
-        tally.failed += 1;
-        tally.first_error.get_or_insert_with(|| e.to_string());
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Usage {
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        peak_rss_kib: usage.ru_maxrss as u64,
     }
-}
-
-/// One producing thread: `count` records, `window` futures in flight.
-fn produce_loop(
-    producer: &AioProducer,
-    topic: &Topic,
-    payload: &Bytes,
-    count: u64,
-    options: &Options,
-    start: Instant,
-    progress: &AtomicU64,
-) -> Tally {
-    let me = thread::current();
-    let probes: Vec<Arc<Probe>> = (0..options.window)
-        .map(|_| {
-            Arc::new(Probe {
-                start,
-                woke_at: AtomicU64::new(Probe::NOT_WOKEN),
-                owner: me.clone(),
-            })
-        })
-        .collect();
-    let wakers: Vec<Waker> = probes.iter().map(|p| Waker::from(Arc::clone(p))).collect();
-    let mut window: Vec<Option<InFlight>> = (0..options.window).map(|_| None).collect();
-    let mut tally = Tally {
-        latencies: Vec::with_capacity(count as usize),
-        ..Tally::default()
-    };
-    let interval = options.rate.map(|r| 1e9 * options.producers as f64 / r);
-    for i in 0..count {
-        let pos = (i % options.window as u64) as usize;
-        if let Some(entry) = window[pos].take() {
-            reap(entry, &probes[pos], &wakers[pos], start, &mut tally);
-        }
-        let due = match interval {
-            Some(ns) => {
-                let due = (i as f64 * ns) as u64;
-                while (start.elapsed().as_nanos() as u64) < due {
-                    std::hint::spin_loop();
-                }
-                due
-            }
-            None => start.elapsed().as_nanos() as u64,
-        };
-        let record = Record::new(topic).with_payload(payload.clone());
-        let mut future = match futures::executor::block_on(producer.produce(record)) {
-            Ok(f) => f,
-            Err(e) => {
-                tally.failed += 1;
-                tally.first_error.get_or_insert_with(|| e.to_string());
-                continue;
-            }
-        };
-        probes[pos].reset();
-        // Register the probe now, so the wake-up is stamped when it happens.
-        let mut cx = Context::from_waker(&wakers[pos]);
-        if let Poll::Ready(result) = Pin::new(&mut future).poll(&mut cx) {
-            tally
-                .latencies
-                .push((start.elapsed().as_nanos() as u64).saturating_sub(due));
-            if let Err(e) = result {
-                tally.failed += 1;
-                tally.first_error.get_or_insert_with(|| e.to_string());
-            }
-            continue;
-        }
-        window[pos] = Some(InFlight { future, due });
-        if i % 4096 == 0 {
-            progress.fetch_add(4096, Ordering::Relaxed);
-        }
-    }
-    for (pos, slot) in window.iter_mut().enumerate() {
-        if let Some(entry) = slot.take() {
-            reap(entry, &probes[pos], &wakers[pos], start, &mut tally);
-        }
-    }
-    tally
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
@@ -299,54 +196,62 @@ fn main() {
 }
 
 fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
-    let topic_name = options
+    let topic = options
         .topic
         .clone()
         .unwrap_or_else(|| format!("perf-{}", std::process::id()));
     let _cluster;
     let bootstrap = match &options.brokers {
         Some(brokers) => {
-            create_topic(brokers, &topic_name, options.partitions)?;
+            create_topic(brokers, &topic, options.partitions)?;
             brokers.clone()
         }
         None => {
             let cluster = EmbeddedCluster::new(1)?;
-            cluster.create_topic(&topic_name, options.partitions)?;
+            cluster.create_topic(&topic, options.partitions)?;
             let servers = cluster.bootstrap_servers();
             _cluster = cluster;
             servers
         }
     };
 
-    let mut builder = AioProducer::builder()
-        .bootstrap_servers(bootstrap.clone())
-        .set("acks", "all");
-    if let Some(workers) = options.workers {
-        builder = builder.workers(workers);
-    }
-    if let Some(size) = options.batch_size {
-        builder = builder
-            .batch_size(size)
-            .buffer_timeout(options.buffer_timeout);
-    }
+    // The same librdkafka properties for every client.
+    let mut properties = vec![
+        ("bootstrap.servers".to_string(), bootstrap.clone()),
+        ("acks".to_string(), "all".to_string()),
+        ("enable.idempotence".to_string(), "true".to_string()),
+    ];
     if let Some(linger) = options.linger_ms {
-        builder = builder.set("linger.ms", linger.to_string());
+        properties.push(("linger.ms".into(), linger.to_string()));
     }
-    for (k, v) in &options.properties {
-        builder = builder.set(k, v);
+    properties.extend(options.properties.iter().cloned());
+    let mut config = ClientConfig::new();
+    for (k, v) in &properties {
+        config.set(k, v);
     }
-    let producer = builder.build()?;
 
-    // Warm-up: connect and learn the topic's metadata before timing.
-    futures::executor::block_on(
-        producer.send(Record::new(Topic::new(&topic_name)).with_payload("warm-up")),
-    )?;
+    let ours = match options.client {
+        Kind::Ours => Some(build_ours(&options, &properties)?),
+        _ => None,
+    };
+    // Connect and learn the topic's metadata before timing anything.
+    warm_up(&config, &topic)?;
+    if let Some(producer) = &ours {
+        futures::executor::block_on(
+            producer.send(Record::new(Topic::new(&topic)).with_payload("warm-up")),
+        )?;
+    }
 
-    let topic = Topic::new(&topic_name);
+    // One shared buffer, never freed: cloning it into a record costs nothing.
     let payload = Bytes::from_static(Box::leak(vec![b'x'; options.size].into_boxed_slice()));
     let progress = AtomicU64::new(0);
     let show_progress =
         !options.json && std::io::stderr().is_terminal() && options.messages >= 200_000;
+    let window = options.window.unwrap_or(match options.client {
+        Kind::Future => 10_000,
+        _ => 65_536,
+    });
+    let before = usage();
     let start = Instant::now();
     let per_thread = options.messages / options.producers as u64;
     let tallies: Vec<Tally> = thread::scope(|s| {
@@ -357,12 +262,24 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     per_thread
                 };
-                let (producer, topic, payload, options, progress) =
-                    (&producer, &topic, &payload, &options, &progress);
+                let job = Job {
+                    topic: &topic,
+                    payload: payload.clone(),
+                    count,
+                    window,
+                    pacing: Pacing {
+                        start,
+                        interval: options.rate.map(|r| 1e9 * options.producers as f64 / r),
+                    },
+                    progress: &progress,
+                };
+                let (ours, config, client) = (&ours, &config, options.client);
                 thread::Builder::new()
                     .name(format!("perf-producer-{k}"))
-                    .spawn_scoped(s, move || {
-                        produce_loop(producer, topic, payload, count, options, start, progress)
+                    .spawn_scoped(s, move || match client {
+                        Kind::Ours => clients::run_ours(ours.as_ref().expect("built"), &job),
+                        Kind::Future => clients::run_future(config, &job),
+                        Kind::Base => clients::run_base(config, &job),
                     })
                     .expect("spawn a producer thread")
             })
@@ -388,8 +305,16 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     });
     let elapsed = start.elapsed();
-    let stats = producer.stats();
-    futures::executor::block_on(producer.close());
+    let after = usage();
+    let batches = ours.as_ref().map(|p| {
+        let stats = p.stats();
+        let calls: u64 = stats.workers.iter().map(|w| w.batches).sum();
+        let records: u64 = stats.workers.iter().map(|w| w.records).sum();
+        records as f64 / calls.max(1) as f64
+    });
+    if let Some(producer) = &ours {
+        futures::executor::block_on(producer.close());
+    }
 
     let mut latencies: Vec<u64> = Vec::with_capacity(options.messages as usize);
     let mut failed = 0;
@@ -404,6 +329,7 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let secs = elapsed.as_secs_f64();
     let records_per_sec = options.messages as f64 / secs;
     let mb_per_sec = records_per_sec * options.size as f64 / 1e6;
+    let cpu_us_per_record = (after.cpu - before.cpu).as_secs_f64() * 1e6 / options.messages as f64;
     let us = |ns: u64| ns as f64 / 1e3;
     let (p50, p99, p999, max) = (
         us(percentile(&latencies, 50.0)),
@@ -411,24 +337,25 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         us(percentile(&latencies, 99.9)),
         us(latencies.last().copied().unwrap_or(0)),
     );
-    let batches: u64 = stats.workers.iter().map(|w| w.batches).sum();
-    let handed: u64 = stats.workers.iter().map(|w| w.records).sum();
-    let mean_batch = if batches == 0 {
-        0.0
-    } else {
-        handed as f64 / batches as f64
-    };
+    let client = options.client.name();
     if options.json {
         println!(
-            "{{\"client\":\"aioproducer\",\"messages\":{},\"size\":{},\"partitions\":{},\"seconds\":{secs:.3},\
-             \"records_per_sec\":{records_per_sec:.0},\"mb_per_sec\":{mb_per_sec:.2},\"p50_us\":{p50:.0},\
-             \"p99_us\":{p99:.0},\"p999_us\":{p999:.0},\"max_us\":{max:.0},\"delivered\":{delivered},\
-             \"failed\":{failed},\"mean_batch\":{mean_batch:.1},\"pool_created\":{}}}",
-            options.messages, options.size, options.partitions, stats.pool.created
+            "{{\"client\":\"{client}\",\"messages\":{},\"size\":{},\"partitions\":{},\
+             \"rate\":{},\"seconds\":{secs:.3},\"records_per_sec\":{records_per_sec:.0},\
+             \"mb_per_sec\":{mb_per_sec:.2},\"cpu_us_per_record\":{cpu_us_per_record:.3},\
+             \"peak_rss_mib\":{:.1},\"p50_us\":{p50:.0},\"p99_us\":{p99:.0},\
+             \"p999_us\":{p999:.0},\"max_us\":{max:.0},\"delivered\":{delivered},\
+             \"failed\":{failed},\"mean_batch\":{}}}",
+            options.messages,
+            options.size,
+            options.partitions,
+            options.rate.map_or("null".into(), |r| format!("{r:.0}")),
+            after.peak_rss_kib as f64 / 1024.0,
+            batches.map_or("null".into(), |b| format!("{b:.1}")),
         );
     } else {
         println!(
-            "{} records x {} B to {} partitions of {topic_name:?} at {bootstrap} in {secs:.2} s",
+            "{client}: {} records x {} B to {} partitions of {topic:?} at {bootstrap} in {secs:.2} s",
             options.messages, options.size, options.partitions
         );
         println!("throughput: {records_per_sec:.0} records/s, {mb_per_sec:.2} MB/s");
@@ -436,13 +363,47 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             "delivery latency (us): p50 {p50:.0}, p99 {p99:.0}, p99.9 {p999:.0}, max {max:.0}"
         );
         println!(
-            "delivered {delivered}, failed {failed}; mean hand-over batch {mean_batch:.1}; pool slots created {}",
-            stats.pool.created
+            "cpu {cpu_us_per_record:.3} us/record; peak RSS {:.1} MiB",
+            after.peak_rss_kib as f64 / 1024.0
         );
+        println!("delivered {delivered}, failed {failed}");
+        if let Some(b) = batches {
+            println!("mean hand-over batch {b:.1} records");
+        }
         if let Some(e) = first_error {
             println!("first failure: {e}");
         }
     }
+    Ok(())
+}
+
+fn build_ours(
+    options: &Options,
+    properties: &[(String, String)],
+) -> Result<AioProducer, aioproducer::Error> {
+    let mut builder = AioProducer::builder();
+    for (k, v) in properties {
+        builder = builder.set(k, v);
+    }
+    if let Some(workers) = options.workers {
+        builder = builder.workers(workers);
+    }
+    if let Some(size) = options.batch_size {
+        builder = builder
+            .batch_size(size)
+            .buffer_timeout(options.buffer_timeout);
+    }
+    builder.build()
+}
+
+/// Sends one record with a plain rust-rdkafka producer, so metadata and
+/// connections are warm before any client is timed.
+fn warm_up(config: &ClientConfig, topic: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use aioproducer::rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = config.create()?;
+    let record = FutureRecord::<(), str>::to(topic).payload("warm-up");
+    futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
+        .map_err(|(e, _)| e)?;
     Ok(())
 }
 

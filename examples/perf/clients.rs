@@ -1,0 +1,252 @@
+//! The clients the perf tool and the end-to-end bench drive with the same
+//! loop: this crate, rust-rdkafka's `FutureProducer`, and a hand-written
+//! rust-rdkafka `BaseProducer` loop with a poll thread.
+//!
+//! Every client gets the same librdkafka properties, the same payload (one
+//! shared buffer) and the same pacing; each runs with its documented or
+//! best honest usage.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aioproducer::rdkafka::error::KafkaError;
+use aioproducer::rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer,
+    ProducerContext,
+};
+use aioproducer::rdkafka::types::RDKafkaErrorCode;
+use aioproducer::rdkafka::{ClientConfig, ClientContext};
+use aioproducer::{AioProducer, Record, Topic};
+use bytes::Bytes;
+
+use crate::probe::{nanos_since, Tally, Window};
+
+/// Which client to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ours,
+    Future,
+    Base,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "aioproducer" => Some(Kind::Ours),
+            "future-producer" => Some(Kind::Future),
+            "base-producer" => Some(Kind::Base),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "aioproducer",
+            Kind::Future => "future-producer",
+            Kind::Base => "base-producer",
+        }
+    }
+}
+
+/// When each record is due: now (as fast as possible), or on a fixed
+/// schedule (a rate), so that a stall delays every record behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub start: Instant,
+    /// Nanoseconds between records of one producing thread.
+    pub interval: Option<f64>,
+}
+
+impl Pacing {
+    /// Waits until record `i` is due; returns its due time.
+    pub fn due(&self, i: u64) -> u64 {
+        match self.interval {
+            None => nanos_since(self.start),
+            Some(ns) => {
+                let due = (i as f64 * ns) as u64;
+                while nanos_since(self.start) < due {
+                    std::hint::spin_loop();
+                }
+                due
+            }
+        }
+    }
+}
+
+/// One run's shared settings.
+pub struct Job<'a> {
+    pub topic: &'a str,
+    pub payload: Bytes,
+    pub count: u64,
+    pub window: usize,
+    pub pacing: Pacing,
+    /// Records produced so far (for a progress display).
+    pub progress: &'a AtomicU64,
+}
+
+/// This crate: `produce` (awaited with a blocking executor, since the loop is
+/// a plain thread) and the futures kept in a window.
+pub fn run_ours(producer: &AioProducer, job: &Job<'_>) -> Tally {
+    let topic = Topic::new(job.topic);
+    let mut tally = Tally::with_capacity(job.count as usize);
+    let mut window = Window::new(job.window, job.pacing.start);
+    for i in 0..job.count {
+        window.make_room(i, &mut tally);
+        let due = job.pacing.due(i);
+        let record = Record::new(&topic).with_payload(job.payload.clone());
+        match futures::executor::block_on(producer.produce(record)) {
+            Ok(future) => window.insert(i, future, due, &mut tally),
+            Err(refused) => tally.record(due, nanos_since(job.pacing.start), Err::<(), _>(refused)),
+        }
+        if i % 4096 == 0 {
+            job.progress.fetch_add(4096, Ordering::Relaxed);
+        }
+    }
+    window.drain(&mut tally);
+    tally
+}
+
+/// rust-rdkafka's delivery future, with failures flattened into one error.
+struct FutureDelivery(aioproducer::rdkafka::producer::DeliveryFuture);
+
+impl std::future::Future for FutureDelivery {
+    type Output = Result<(), String>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|outcome| match outcome {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err((e, _))) => Err(e.to_string()),
+                Err(canceled) => Err(canceled.to_string()),
+            })
+    }
+}
+
+/// rust-rdkafka's `FutureProducer`: `send_result`, the futures kept in a
+/// window (10k in flight by default). With librdkafka's queue larger than the
+/// window the queue is never full, so this is `send` without its sleep.
+pub fn run_future(config: &ClientConfig, job: &Job<'_>) -> Tally {
+    let producer: FutureProducer = config.create().expect("FutureProducer");
+    let mut tally = Tally::with_capacity(job.count as usize);
+    let mut window = Window::new(job.window, job.pacing.start);
+    for i in 0..job.count {
+        window.make_room(i, &mut tally);
+        let due = job.pacing.due(i);
+        let mut record = FutureRecord::<(), [u8]>::to(job.topic).payload(&job.payload[..]);
+        loop {
+            match producer.send_result(record) {
+                Ok(future) => {
+                    window.insert(i, FutureDelivery(future), due, &mut tally);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    thread::yield_now();
+                }
+                Err((e, _)) => {
+                    tally.record(due, nanos_since(job.pacing.start), Err::<(), _>(e));
+                    break;
+                }
+            }
+        }
+        if i % 4096 == 0 {
+            job.progress.fetch_add(4096, Ordering::Relaxed);
+        }
+    }
+    window.drain(&mut tally);
+    let _ = producer.flush(Duration::from_secs(60));
+    tally
+}
+
+/// The `BaseProducer` peer's delivery callback: stamps each record's
+/// completion time (its index travels as the delivery opaque).
+struct Stamps {
+    start: Instant,
+    done: Vec<AtomicU64>,
+    failed: AtomicU64,
+    reported: AtomicU64,
+}
+
+impl ClientContext for Stamps {}
+
+impl ProducerContext for Stamps {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        self.done[index].store(nanos_since(self.start), Ordering::Relaxed);
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.reported.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A hand-written `BaseProducer` loop: `send` in a loop (yielding and
+/// retrying when librdkafka's queue is full) and a thread polling for
+/// delivery reports, as rust-rdkafka's documentation shows.
+pub fn run_base(config: &ClientConfig, job: &Job<'_>) -> Tally {
+    let stamps = Stamps {
+        start: job.pacing.start,
+        done: (0..job.count).map(|_| AtomicU64::new(0)).collect(),
+        failed: AtomicU64::new(0),
+        reported: AtomicU64::new(0),
+    };
+    let producer: Arc<BaseProducer<Stamps>> =
+        Arc::new(config.create_with_context(stamps).expect("BaseProducer"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
+        thread::Builder::new()
+            .name("base-producer-poll".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    producer.poll(Duration::from_millis(100));
+                }
+            })
+            .expect("poll thread")
+    };
+    let mut due = Vec::with_capacity(job.count as usize);
+    for i in 0..job.count {
+        due.push(job.pacing.due(i));
+        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(job.topic, i as usize)
+            .payload(&job.payload[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    thread::yield_now();
+                }
+                Err((e, _)) => panic!("BaseProducer::send: {e}"),
+            }
+        }
+        if i % 4096 == 0 {
+            job.progress.fetch_add(4096, Ordering::Relaxed);
+        }
+    }
+    let context = producer.context();
+    while context.reported.load(Ordering::Acquire) < job.count {
+        thread::sleep(Duration::from_micros(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    poller.join().expect("poll thread");
+    let mut tally = Tally::with_capacity(job.count as usize);
+    tally.latencies = (0..job.count as usize)
+        .map(|i| {
+            context.done[i]
+                .load(Ordering::Relaxed)
+                .saturating_sub(due[i])
+        })
+        .collect();
+    tally.failed = context.failed.load(Ordering::Relaxed);
+    if tally.failed > 0 {
+        tally.first_error = Some("delivery failed (see librdkafka's log)".into());
+    }
+    tally
+}

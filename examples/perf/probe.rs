@@ -1,0 +1,155 @@
+//! Timing delivery without depending on when the tool looks: each record in
+//! flight has a waker that stamps the moment it is woken, and a tally of
+//! latencies and failures.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+/// What one producing thread measured.
+#[derive(Default)]
+pub struct Tally {
+    /// Delivery latency of each record, in nanoseconds.
+    pub latencies: Vec<u64>,
+    pub failed: u64,
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            latencies: Vec::with_capacity(n),
+            ..Self::default()
+        }
+    }
+
+    /// Records one outcome that completed at `done` for a record due at `due`.
+    pub fn record<T, E: std::fmt::Display>(&mut self, due: u64, done: u64, outcome: Result<T, E>) {
+        self.latencies.push(done.saturating_sub(due));
+        if let Err(e) = outcome {
+            self.failed += 1;
+            self.first_error.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// Nanoseconds since `start`.
+pub fn nanos_since(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+/// A waker that stamps the time of its first wake-up and unparks its owner.
+pub struct Probe {
+    start: Instant,
+    woke_at: AtomicU64,
+    owner: Thread,
+}
+
+impl Probe {
+    const NOT_WOKEN: u64 = u64::MAX;
+
+    fn woke_at(&self) -> Option<u64> {
+        Some(self.woke_at.load(Ordering::Acquire)).filter(|&t| t != Self::NOT_WOKEN)
+    }
+}
+
+impl Wake for Probe {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let _ = self.woke_at.compare_exchange(
+            Self::NOT_WOKEN,
+            nanos_since(self.start),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        self.owner.unpark();
+    }
+}
+
+/// A ring of `size` in-flight futures, each with its own probe.
+pub struct Window<F> {
+    probes: Vec<Arc<Probe>>,
+    wakers: Vec<Waker>,
+    slots: Vec<Option<(F, u64)>>,
+    start: Instant,
+}
+
+impl<F, T, E> Window<F>
+where
+    F: Future<Output = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    pub fn new(size: usize, start: Instant) -> Self {
+        let me = thread::current();
+        let probes: Vec<Arc<Probe>> = (0..size)
+            .map(|_| {
+                Arc::new(Probe {
+                    start,
+                    woke_at: AtomicU64::new(Probe::NOT_WOKEN),
+                    owner: me.clone(),
+                })
+            })
+            .collect();
+        let wakers = probes.iter().map(|p| Waker::from(Arc::clone(p))).collect();
+        Self {
+            probes,
+            wakers,
+            slots: (0..size).map(|_| None).collect(),
+            start,
+        }
+    }
+
+    /// Makes room at position `i % size`, reaping what was there.
+    pub fn make_room(&mut self, i: u64, tally: &mut Tally) {
+        let pos = (i % self.slots.len() as u64) as usize;
+        if let Some((future, due)) = self.slots[pos].take() {
+            self.reap(pos, future, due, tally);
+        }
+    }
+
+    /// Puts a future for a record due at `due` at position `i % size`, and
+    /// polls it once so its probe is registered before the report arrives.
+    pub fn insert(&mut self, i: u64, mut future: F, due: u64, tally: &mut Tally) {
+        let pos = (i % self.slots.len() as u64) as usize;
+        self.probes[pos]
+            .woke_at
+            .store(Probe::NOT_WOKEN, Ordering::Relaxed);
+        let mut cx = Context::from_waker(&self.wakers[pos]);
+        match Pin::new(&mut future).poll(&mut cx) {
+            Poll::Ready(outcome) => tally.record(due, nanos_since(self.start), outcome),
+            Poll::Pending => self.slots[pos] = Some((future, due)),
+        }
+    }
+
+    /// Waits for every future still in flight.
+    pub fn drain(&mut self, tally: &mut Tally) {
+        for pos in 0..self.slots.len() {
+            if let Some((future, due)) = self.slots[pos].take() {
+                self.reap(pos, future, due, tally);
+            }
+        }
+    }
+
+    fn reap(&self, pos: usize, mut future: F, due: u64, tally: &mut Tally) {
+        let mut cx = Context::from_waker(&self.wakers[pos]);
+        let outcome = loop {
+            match Pin::new(&mut future).poll(&mut cx) {
+                Poll::Ready(outcome) => break outcome,
+                // Woken but not ready (a spurious wake-up): yield instead.
+                Poll::Pending if self.probes[pos].woke_at().is_some() => thread::yield_now(),
+                Poll::Pending => thread::park(),
+            }
+        };
+        let done = self.probes[pos]
+            .woke_at()
+            .unwrap_or_else(|| nanos_since(self.start));
+        tally.record(due, done, outcome);
+    }
+}
