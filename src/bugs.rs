@@ -14,6 +14,9 @@ pub enum Bug {
     /// `Slot::reset` keeps the generation: a stale report can complete the
     /// slot's next record.
     ReuseGeneration = 1,
+    /// The pool's free stack does not change its tag: ABA can hand one
+    /// slot out twice.
+    UntaggedStack,
     /// The completer publishes `COMPLETE` with `Relaxed` instead of
     /// `AcqRel`: the future may read the outcome before it is written.
     RelaxedComplete,

@@ -24,7 +24,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use crate::error::{DeliveryError, Error};
-use crate::notify::Listener;
+use crate::notify::{Listener, Notify};
 use crate::record::Record;
 use crate::ring::Ticket;
 use crate::route::worker_for;
@@ -85,18 +85,23 @@ enum State<'a> {
         record: Record,
         callback: Option<Callback>,
     },
-    /// Checked; needs a slot (with a registration once it had to wait).
+    /// Checked; needs a slot.
     NeedSlot {
         record: Record,
         callback: Option<Callback>,
-        listener: Option<Listener<'a>>,
     },
     /// In its slot; needs room in its ring.
     NeedRoom {
         staged: Staged<'a>,
-        listener: Option<Listener<'a>>,
     },
     Done,
+}
+
+/// What one attempt came to.
+enum Attempt<'a> {
+    Finished(Result<Ticket, DeliveryError>),
+    NoSlot(Record, Option<Callback>),
+    NoRoom(Staged<'a>),
 }
 
 /// The intake of one record; resolves to its ticket, or hands the record
@@ -107,6 +112,8 @@ pub(crate) struct Intake<'a> {
     /// Wait for room, or refuse with `QueueFull`.
     wait: bool,
     state: State<'a>,
+    /// The registration of the current wait, if any.
+    listener: Option<Listener<'a>>,
 }
 
 impl<'a> Intake<'a> {
@@ -120,57 +127,61 @@ impl<'a> Intake<'a> {
             shared,
             wait,
             state: State::New { record, callback },
+            listener: None,
         }
     }
 
-    /// Counts the record in and moves it into slot `index`.
-    fn admit(
-        &self,
-        index: u32,
-        record: Record,
-        callback: Option<Callback>,
-    ) -> Result<Staged<'a>, DeliveryError> {
+    /// Takes a slot, counts the record in, moves it into the slot, pushes
+    /// its ticket.
+    fn attempt_slot(&self, record: Record, callback: Option<Callback>) -> Attempt<'a> {
         let shared = self.shared;
+        let Some(index) = shared.pool.try_acquire() else {
+            return Attempt::NoSlot(record, callback);
+        };
         let parity = match shared.ledger.admit() {
             Ok(parity) => parity,
             Err(_closed) => {
                 // SAFETY: the slot was just acquired and never published.
                 unsafe { shared.pool.release(index) };
                 shared.refused.fetch_add(1, Relaxed);
-                return Err(DeliveryError::refused(Error::Closed, record));
+                return Attempt::Finished(Err(DeliveryError::refused(Error::Closed, record)));
             }
         };
         let worker = worker_for(&record, shared.workers.len());
         // SAFETY: the slot was just acquired and is not yet published.
         let generation = unsafe { shared.pool.slot(index).occupy(record, callback, parity) };
-        Ok(Staged {
+        Self::attempt_room(Staged {
             shared,
             worker,
             ticket: Ticket::new(index, generation),
             parity,
         })
     }
-}
 
-/// Polls a registration, if any: `true` once notified (time to try again),
-/// `false` to keep waiting. A missing one is created (registered) and counts
-/// as "try again", which is the try–register–try of `Notify`.
-fn notified<'a>(
-    listener: &mut Option<Listener<'a>>,
-    notify: &'a crate::notify::Notify,
-    cx: &mut Context<'_>,
-) -> bool {
-    match listener {
-        None => {
-            *listener = Some(notify.listen());
-            true
+    /// Pushes the staged ticket to its worker's ring.
+    fn attempt_room(staged: Staged<'a>) -> Attempt<'a> {
+        match staged.push() {
+            Ok(ticket) => Attempt::Finished(Ok(ticket)),
+            Err(staged) => Attempt::NoRoom(staged),
         }
-        Some(registered) => {
-            if Pin::new(registered).poll(cx).is_ready() {
-                *listener = None;
+    }
+
+    /// Waits on `notify` (try, register, try again, sleep): `true` to try
+    /// again now, `false` to return `Pending`.
+    fn wait_on(&mut self, notify: &'a Notify, cx: &mut Context<'_>) -> bool {
+        match &mut self.listener {
+            Some(listener) if listener.is_for(notify) => {
+                if Pin::new(listener).poll(cx).is_ready() {
+                    self.listener = None;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => {
+                // Registered now: look once more before sleeping.
+                self.listener = Some(notify.listen());
                 true
-            } else {
-                false
             }
         }
     }
@@ -183,40 +194,28 @@ impl Future for Intake<'_> {
         let this = self.get_mut();
         let shared = this.shared;
         loop {
-            match std::mem::replace(&mut this.state, State::Done) {
+            let attempt = match std::mem::replace(&mut this.state, State::Done) {
                 State::New { record, callback } => {
                     let checked = if shared.ledger.is_closed() {
                         Err(Error::Closed)
                     } else {
                         record.validate(shared.max_message_bytes)
                     };
-                    if let Err(error) = checked {
-                        return Poll::Ready(Err(DeliveryError::refused(error, record)));
+                    match checked {
+                        Ok(()) => this.attempt_slot(record, callback),
+                        Err(error) => Attempt::Finished(Err(DeliveryError::refused(error, record))),
                     }
-                    this.state = State::NeedSlot {
-                        record,
-                        callback,
-                        listener: None,
-                    };
                 }
-                State::NeedSlot {
-                    record,
-                    callback,
-                    mut listener,
-                } => {
-                    if let Some(index) = shared.pool.try_acquire() {
-                        drop(listener);
-                        match this.admit(index, record, callback) {
-                            Ok(staged) => {
-                                this.state = State::NeedRoom {
-                                    staged,
-                                    listener: None,
-                                }
-                            }
-                            Err(refused) => return Poll::Ready(Err(refused)),
-                        }
-                        continue;
-                    }
+                State::NeedSlot { record, callback } => this.attempt_slot(record, callback),
+                State::NeedRoom { staged } => Self::attempt_room(staged),
+                State::Done => panic!("Intake polled after it resolved"),
+            };
+            let again = match attempt {
+                Attempt::Finished(result) => {
+                    this.listener = None;
+                    return Poll::Ready(result);
+                }
+                Attempt::NoSlot(record, callback) => {
                     let refusal = if shared.ledger.is_closed() {
                         Some(Error::Closed)
                     } else if !this.wait {
@@ -225,45 +224,28 @@ impl Future for Intake<'_> {
                         None
                     };
                     if let Some(error) = refusal {
+                        this.listener = None;
                         return Poll::Ready(Err(DeliveryError::refused(error, record)));
                     }
-                    let again = notified(&mut listener, &shared.pool.space, cx);
-                    this.state = State::NeedSlot {
-                        record,
-                        callback,
-                        listener,
-                    };
-                    if !again {
-                        return Poll::Pending;
-                    }
+                    this.state = State::NeedSlot { record, callback };
+                    this.wait_on(&shared.pool.space, cx)
                 }
-                State::NeedRoom {
-                    staged,
-                    mut listener,
-                } => {
-                    let worker = staged.worker;
-                    match staged.push() {
-                        Ok(ticket) => return Poll::Ready(Ok(ticket)),
-                        Err(staged) if !this.wait => {
-                            let record = staged.cancel();
-                            return Poll::Ready(Err(DeliveryError::refused(
-                                Error::QueueFull,
-                                record,
-                            )));
-                        }
-                        Err(staged) => {
-                            // Admitted records are not refused when closing:
-                            // `close` waits for them, and workers still drain.
-                            let space = shared.workers[worker].space();
-                            let again = notified(&mut listener, space, cx);
-                            this.state = State::NeedRoom { staged, listener };
-                            if !again {
-                                return Poll::Pending;
-                            }
-                        }
-                    }
+                Attempt::NoRoom(staged) if !this.wait => {
+                    return Poll::Ready(Err(DeliveryError::refused(
+                        Error::QueueFull,
+                        staged.cancel(),
+                    )));
                 }
-                State::Done => panic!("Intake polled after it resolved"),
+                Attempt::NoRoom(staged) => {
+                    // Admitted records are not refused when closing: `close`
+                    // waits for them, and workers still drain.
+                    let space = shared.workers[staged.worker].space();
+                    this.state = State::NeedRoom { staged };
+                    this.wait_on(space, cx)
+                }
+            };
+            if !again {
+                return Poll::Pending;
             }
         }
     }

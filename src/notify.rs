@@ -212,6 +212,13 @@ pub struct Listener<'a> {
     key: Option<usize>,
 }
 
+impl Listener<'_> {
+    /// Whether this is a registration with `notify`.
+    pub(crate) fn is_for(&self, notify: &Notify) -> bool {
+        std::ptr::eq(self.notify, notify)
+    }
+}
+
 impl Future for Listener<'_> {
     type Output = ();
 

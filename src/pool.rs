@@ -6,11 +6,23 @@
 //! stays until the pool is dropped: slot addresses are stable and an index
 //! is all a future, a ring or librdkafka's opaque needs to carry.
 //!
-//! Free slots are indices in a bounded lock-free queue (crossbeam's
-//! `ArrayQueue`, sized for every slot the pool may ever create). `acquire`
-//! pops a free index, or, when none is free and the pool is below capacity,
-//! claims a never-used index with a CAS on `next`. In steady state every
-//! acquisition is a reuse: no allocation per record.
+//! Free slots form a lock-free stack (Treiber's), linked through each
+//! slot's `next` field. `acquire` pops a free index, or, when none is free
+//! and the pool is below capacity, claims a never-used index with a CAS on
+//! `next`. In steady state every acquisition is a reuse: no allocation per
+//! record. A stack rather than a queue: the slot released last is reused
+//! first, while its cache lines are still warm, and a push or a pop is one
+//! CAS.
+//!
+//! # The stack and its ABA guard
+//!
+//! `head` packs a 32-bit tag with `index + 1` of the top slot (0: empty).
+//! Every successful push and pop increments the tag, so a pop that read
+//! `head` and the top slot's `next`, and was overtaken by pops and pushes
+//! that put the same slot back on top, fails its CAS instead of installing
+//! a stale `next`. (The tag would have to wrap around, 2³² operations
+//! within one pop, to fool it.) Push publishes the slot's emptied cells with
+//! its Release CAS; pop's Acquire load and CAS see them and the `next` link.
 //!
 //! The pool's capacity is the producer's bound on records in flight (queued,
 //! in librdkafka, or completed but not yet observed by their future). A
@@ -19,11 +31,12 @@
 
 use std::fmt;
 use std::ptr;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crossbeam::utils::CachePadded;
 
-use crate::loom::{ArrayQueue, AtomicPtr, AtomicUsize};
+use crate::bugs::{self, Bug};
+use crate::loom::{AtomicPtr, AtomicU64, AtomicUsize};
 use crate::notify::Notify;
 use crate::slot::Slot;
 
@@ -39,7 +52,8 @@ const PAGES: usize = 32;
 /// The pool of delivery slots.
 pub struct Pool {
     pages: [AtomicPtr<Slot>; PAGES],
-    free: ArrayQueue<u32>,
+    /// Top of the free stack: tag (high 32 bits) and `index + 1` (0: empty).
+    free: CachePadded<AtomicU64>,
     /// Indices handed out so far (fresh slots); never exceeds `capacity`.
     next: CachePadded<AtomicUsize>,
     capacity: usize,
@@ -77,7 +91,7 @@ impl Pool {
         );
         Self {
             pages: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-            free: ArrayQueue::new(capacity),
+            free: CachePadded::new(AtomicU64::new(0)),
             next: CachePadded::new(AtomicUsize::new(0)),
             capacity,
             space: Notify::new(),
@@ -87,7 +101,7 @@ impl Pool {
     /// Takes a free slot, or creates one below capacity. `None` when all
     /// `capacity` slots are in use.
     pub fn try_acquire(&self) -> Option<u32> {
-        if let Some(index) = self.free.pop() {
+        if let Some(index) = self.pop() {
             return Some(index);
         }
         // Relaxed: `next` only hands out distinct numbers; the page pointer
@@ -142,10 +156,57 @@ impl Pool {
     pub unsafe fn release(&self, index: u32) {
         // SAFETY: forwarded contract.
         unsafe { self.slot(index).reset() };
-        if self.free.push(index).is_err() {
-            unreachable!("the free list has room for every slot");
-        }
+        self.push(index);
         self.space.notify_one();
+    }
+
+    /// The next value of `head`: a new tag over `top` (`index + 1`, or 0).
+    fn retag(head: u64, top: u32) -> u64 {
+        let step = u64::from(!bugs::active(Bug::UntaggedStack));
+        ((head >> 32).wrapping_add(step) << 32) | u64::from(top)
+    }
+
+    /// Pops a free index.
+    fn pop(&self) -> Option<u32> {
+        // Acquire: see the slot (and its `next`) as its pusher left it.
+        let mut head = self.free.load(Acquire);
+        loop {
+            let top = head as u32;
+            if top == 0 {
+                return None;
+            }
+            // Relaxed: a stale `next` (the slot was taken meanwhile) is
+            // harmless, the tag makes the CAS below fail.
+            let next = self.slot(top - 1).next.load(Relaxed);
+            // AcqRel: Acquire as above; Release keeps the tag chain ordered.
+            match self
+                .free
+                .compare_exchange_weak(head, Self::retag(head, next), AcqRel, Acquire)
+            {
+                Ok(_) => return Some(top - 1),
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Pushes a free index.
+    fn push(&self, index: u32) {
+        let slot = self.slot(index);
+        let mut head = self.free.load(Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            slot.next.store(head as u32, Relaxed);
+            // Release: the next popper sees the emptied slot and `next`.
+            match self.free.compare_exchange_weak(
+                head,
+                Self::retag(head, index + 1),
+                Release,
+                Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
     }
 
     /// Runs `f` on every slot ever created.
@@ -166,9 +227,12 @@ impl Pool {
         self.next.load(Relaxed)
     }
 
-    /// Slots currently out of the pool (racy snapshot).
+    /// Slots currently out of the pool: a scan of every slot's state, for
+    /// statistics (a racy snapshot, and O(slots created)).
     pub fn in_use(&self) -> usize {
-        self.created().saturating_sub(self.free.len())
+        let mut in_use = 0;
+        self.for_each(|_, slot| in_use += usize::from(slot.in_use()));
+        in_use
     }
 }
 
@@ -204,14 +268,24 @@ mod tests {
         let taken: Vec<u32> = (0..600).map(|_| pool.try_acquire().unwrap()).collect();
         assert_eq!(pool.try_acquire(), None);
         assert_eq!(pool.created(), 600);
-        assert_eq!(pool.in_use(), 600);
+        // `in_use` counts slots holding a record.
+        // SAFETY: owned and unpublished; emptied again below.
+        unsafe { pool.slot(taken[3]).occupy(crate::Record::new("t"), None, 0) };
+        assert_eq!(pool.in_use(), 1);
+        // SAFETY: as above.
+        drop(unsafe { pool.slot(taken[3]).unoccupy() });
         let mut distinct = taken.clone();
         distinct.sort_unstable();
         distinct.dedup();
         assert_eq!(distinct.len(), 600);
         // SAFETY: each index is owned and unpublished.
         unsafe { pool.release(taken[7]) };
+        // SAFETY: as above.
+        unsafe { pool.release(taken[9]) };
+        // Last released, first reused (a stack).
+        assert_eq!(pool.try_acquire(), Some(taken[9]));
         assert_eq!(pool.try_acquire(), Some(taken[7]));
+        assert_eq!(pool.try_acquire(), None);
         assert_eq!(pool.created(), 600);
     }
 }

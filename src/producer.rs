@@ -2,6 +2,7 @@
 //! control calls (flush, purge, close, stats) over the shared state.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -129,9 +130,14 @@ impl AioProducer {
     ///
     /// Cancel-safe: dropping the returned future before it resolves leaves
     /// nothing queued.
-    pub async fn produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
-        let ticket = Intake::new(&self.inner.shared, record, None, true).await?;
-        Ok(self.future(ticket))
+    pub fn produce(
+        &self,
+        record: Record,
+    ) -> impl Future<Output = Result<DeliveryFuture, DeliveryError>> + Send + '_ {
+        // A plain future (no `async fn` state machine around it): the record
+        // moves once into the intake, and once more into its slot.
+        Intake::new(&self.inner.shared, record, None, true)
+            .map(|ticket| ticket.map(|ticket| self.future(ticket)))
     }
 
     /// Queues a record if there is room right now; never waits. A full

@@ -29,7 +29,12 @@ use crate::error::Error;
 /// assert_eq!(dynamic.clone(), dynamic);
 /// ```
 #[derive(Clone)]
-pub struct Topic(Repr);
+pub struct Topic {
+    name: Repr,
+    /// The name checked against Kafka's rules once, when the `Topic` was
+    /// made: a record reuses the verdict instead of checking the name again.
+    rule_broken: Option<&'static str>,
+}
 
 #[derive(Clone)]
 enum Repr {
@@ -40,12 +45,28 @@ enum Repr {
 impl Topic {
     /// Copies a borrowed name into a new `Topic`.
     pub fn new(name: &str) -> Self {
-        Topic(Repr::Shared(Arc::from(name)))
+        Self::checked(Repr::Shared(Arc::from(name)))
+    }
+
+    fn checked(name: Repr) -> Self {
+        let rule_broken = match &name {
+            Repr::Static(s) => broken_rule(s),
+            Repr::Shared(s) => broken_rule(s),
+        };
+        Topic { name, rule_broken }
+    }
+
+    /// Whether the name is a valid Kafka topic name (checked when made).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self.rule_broken {
+            None => Ok(()),
+            Some(reason) => Err(invalid_topic(self.as_str(), reason)),
+        }
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        match &self.0 {
+        match &self.name {
             Repr::Static(s) => s,
             Repr::Shared(s) => s,
         }
@@ -59,19 +80,19 @@ impl Topic {
 
 impl From<&'static str> for Topic {
     fn from(name: &'static str) -> Self {
-        Topic(Repr::Static(name))
+        Self::checked(Repr::Static(name))
     }
 }
 
 impl From<String> for Topic {
     fn from(name: String) -> Self {
-        Topic(Repr::Shared(Arc::from(name)))
+        Self::checked(Repr::Shared(Arc::from(name)))
     }
 }
 
 impl From<Arc<str>> for Topic {
     fn from(name: Arc<str>) -> Self {
-        Topic(Repr::Shared(name))
+        Self::checked(Repr::Shared(name))
     }
 }
 
@@ -296,7 +317,7 @@ impl Record {
     /// Checks everything that can be checked before the record is queued, so
     /// bad input fails at the call instead of in a delivery report.
     pub(crate) fn validate(&self, max_message_bytes: usize) -> Result<(), Error> {
-        validate_topic_once(&self.topic)?;
+        self.topic.check()?;
         if let Some(p) = self.partition {
             if p < 0 {
                 return Err(Error::InvalidPartition(p));
@@ -328,31 +349,27 @@ fn varint_len_signed(n: i64) -> usize {
     (64 - (zigzag | 1).leading_zeros() as usize).div_ceil(7)
 }
 
-thread_local! {
-    /// The topic this thread validated last: records of one topic usually
-    /// come in runs, and a name cannot change while a `Topic` holds it.
-    static LAST_VALID: std::cell::RefCell<Option<Topic>> = const { std::cell::RefCell::new(None) };
-}
-
-/// [`validate_topic`], skipped when `topic` shares its allocation with the
-/// last topic this thread validated (kept alive by the cache, so the
-/// address cannot be reused by another name meanwhile).
-fn validate_topic_once(topic: &Topic) -> Result<(), Error> {
-    LAST_VALID.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.as_ref().is_some_and(|t| t.same_allocation(topic)) {
-            return Ok(());
-        }
-        validate_topic(topic)?;
-        *last = Some(topic.clone());
-        Ok(())
-    })
-}
-
 /// Kafka's topic-name rules (`org.apache.kafka.common.internals.Topic`).
 pub(crate) fn validate_topic(name: &str) -> Result<(), Error> {
-    const MAX_LEN: usize = 249;
-    let reason = if name.is_empty() {
+    match broken_rule(name) {
+        None => Ok(()),
+        Some(reason) => Err(invalid_topic(name, reason)),
+    }
+}
+
+const MAX_TOPIC_LEN: usize = 249;
+
+fn invalid_topic(name: &str, reason: &'static str) -> Error {
+    Error::InvalidTopic {
+        topic: name.chars().take(MAX_TOPIC_LEN + 16).collect(),
+        reason,
+    }
+}
+
+/// The first of Kafka's topic-name rules `name` breaks, if any.
+fn broken_rule(name: &str) -> Option<&'static str> {
+    const MAX_LEN: usize = MAX_TOPIC_LEN;
+    if name.is_empty() {
         Some("a topic name cannot be empty")
     } else if name.len() > MAX_LEN {
         Some("a topic name is at most 249 characters")
@@ -365,13 +382,6 @@ pub(crate) fn validate_topic(name: &str) -> Result<(), Error> {
         Some("a topic name may contain only ASCII letters, digits, '.', '_' and '-'")
     } else {
         None
-    };
-    match reason {
-        None => Ok(()),
-        Some(reason) => Err(Error::InvalidTopic {
-            topic: name.chars().take(MAX_LEN + 16).collect(),
-            reason,
-        }),
     }
 }
 

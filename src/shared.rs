@@ -79,6 +79,7 @@ impl Shared {
         self.ledger.complete(claim.parity, ok);
         match claim.next {
             Next::Wake => slot.wake(),
+            Next::Nothing => {}
             // SAFETY: the claim said nobody else will touch the slot.
             Next::Release => unsafe { self.pool.release(ticket.index()) },
         }

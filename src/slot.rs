@@ -28,9 +28,12 @@
 //!    future; Acquire sees a concurrent `DETACHED`). If `DETACHED` was set,
 //!    the completer releases the slot; otherwise it wakes the future.
 //!
-//! *Poll*: register the waker, then load `COMPLETE` (Acquire). The waker is
-//! registered before the check, and the completer sets `COMPLETE` before
-//! waking, so either the check sees it or the wake finds the new waker.
+//! *Poll*: if `COMPLETE` is not set yet, register the waker, then
+//! `fetch_or(REGISTERED)` (AcqRel). The completer's `fetch_or(COMPLETE)` and
+//! ours are ordered in the state word's modification order: if ours came
+//! second it returns `COMPLETE` and the future is ready; if it came first,
+//! the completer sees `REGISTERED` and wakes the waker registered before it.
+//! A completer that sees no `REGISTERED` does not touch the waker.
 //!
 //! *Drop of an unfinished future*: `fetch_or(DETACHED)`; if `COMPLETE` was
 //! already set, the dropper releases. Exactly one side sees the other's bit,
@@ -44,7 +47,7 @@ use std::task::{Context, Poll};
 use crate::bugs::{self, Bug};
 use crate::delivery::{Delivery, Timestamp};
 use crate::error::{DeliveryError, Error, Persistence};
-use crate::loom::{AtomicU64, AtomicWaker, UnsafeCell};
+use crate::loom::{AtomicU32, AtomicU64, AtomicWaker, UnsafeCell};
 use crate::record::Record;
 
 /// Set while the slot is out of the pool.
@@ -58,6 +61,10 @@ const COMPLETE: u64 = 1 << 2;
 const DETACHED: u64 = 1 << 3;
 /// The ledger parity the record was admitted under (see `ledger.rs`).
 const PARITY: u64 = 1 << 4;
+/// A future registered a waker: the completer must wake it. A future polled
+/// only after the report (the common case under load) never sets it, and
+/// then neither side touches the waker at all.
+const REGISTERED: u64 = 1 << 5;
 const GEN_SHIFT: u32 = 32;
 
 const HOLDS: &str = "an occupied slot holds a record";
@@ -126,6 +133,8 @@ impl Outcome {
 pub enum Next {
     /// Wake the waiting future ([`Slot::wake`]).
     Wake,
+    /// The future will find the outcome when polled: nothing to do.
+    Nothing,
     /// Nobody will read the outcome: release the slot to the pool.
     Release,
 }
@@ -140,6 +149,9 @@ pub struct Claim {
 /// One reusable delivery context.
 pub struct Slot {
     state: AtomicU64,
+    /// While free: `index + 1` of the next free slot in the pool's stack
+    /// (0: none). Owned by the pool.
+    pub(crate) next: AtomicU32,
     record: UnsafeCell<Option<Record>>,
     outcome: UnsafeCell<Option<Outcome>>,
     callback: UnsafeCell<Option<Callback>>,
@@ -166,6 +178,7 @@ impl Default for Slot {
     fn default() -> Self {
         Self {
             state: AtomicU64::new(0),
+            next: AtomicU32::new(0),
             record: UnsafeCell::new(None),
             outcome: UnsafeCell::new(None),
             callback: UnsafeCell::new(None),
@@ -279,8 +292,10 @@ impl Slot {
         let previous = self.state.fetch_or(COMPLETE, ordering);
         let next = if previous & DETACHED != 0 {
             Next::Release
-        } else {
+        } else if previous & REGISTERED != 0 {
             Next::Wake
+        } else {
+            Next::Nothing
         };
         Some(Claim { parity, next })
     }
@@ -295,11 +310,20 @@ impl Slot {
     /// place on release); a failed one is moved into the error.
     pub fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<Delivery, DeliveryError>> {
         // Acquire: pairs with the completer's Release of COMPLETE.
-        if self.state.load(Acquire) & COMPLETE == 0 {
+        let state = self.state.load(Acquire);
+        if state & COMPLETE == 0 {
             self.waker.register(cx.waker());
-            // Re-check after registering: a completion between the first load
-            // and the registration woke the previous waker (or none).
-            if bugs::active(Bug::SkipPollRecheck) || self.state.load(Acquire) & COMPLETE == 0 {
+            // Announce the waker and learn, in the same RMW, whether the
+            // outcome came first (module docs). Once announced, a plain load
+            // re-checks (the completer wakes whatever is registered).
+            let state = if state & REGISTERED == 0 {
+                // AcqRel: Release publishes the registration to the
+                // completer; Acquire sees its outcome if it came first.
+                self.state.fetch_or(REGISTERED, AcqRel)
+            } else {
+                self.state.load(Acquire)
+            };
+            if bugs::active(Bug::SkipPollRecheck) || state & COMPLETE == 0 {
                 return Poll::Pending;
             }
         }
@@ -337,6 +361,11 @@ impl Slot {
         self.state.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
     }
 
+    /// Whether the slot is out of the pool.
+    pub fn in_use(&self) -> bool {
+        self.state.load(Relaxed) & IN_USE != 0
+    }
+
     /// Whether the slot holds a record nobody has completed yet: used after
     /// librdkafka is destroyed, to fail what it never reported.
     pub fn pending_generation(&self) -> Option<u32> {
@@ -357,10 +386,13 @@ impl Slot {
         self.outcome.with_mut(|o| unsafe { *o = None });
         // SAFETY: as above.
         self.callback.with_mut(|c| unsafe { *c = None });
-        // Do not keep the last task alive until the slot's next use.
-        drop(self.waker.take());
+        let state = self.state.load(Relaxed);
+        if state & REGISTERED != 0 {
+            // Do not keep the last task alive until the slot's next use.
+            drop(self.waker.take());
+        }
         let step = u64::from(!bugs::active(Bug::ReuseGeneration));
-        let generation = (self.state.load(Relaxed) >> GEN_SHIFT).wrapping_add(step) & 0xffff_ffff;
+        let generation = (state >> GEN_SHIFT).wrapping_add(step) & 0xffff_ffff;
         // Release: the next owner (via the free list) sees the emptied cells.
         self.state.store(generation << GEN_SHIFT, Release);
     }

@@ -23,33 +23,6 @@ use bytes::Bytes;
 
 use crate::probe::{nanos_since, Tally, Window};
 
-/// Which client to drive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Ours,
-    Future,
-    Base,
-}
-
-impl Kind {
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "aioproducer" => Some(Kind::Ours),
-            "future-producer" => Some(Kind::Future),
-            "base-producer" => Some(Kind::Base),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Ours => "aioproducer",
-            Kind::Future => "future-producer",
-            Kind::Base => "base-producer",
-        }
-    }
-}
-
 /// When each record is due: now (as fast as possible), or on a fixed
 /// schedule (a rate), so that a stall delays every record behind it.
 #[derive(Debug, Clone, Copy)]
@@ -131,8 +104,7 @@ impl std::future::Future for FutureDelivery {
 /// rust-rdkafka's `FutureProducer`: `send_result`, the futures kept in a
 /// window (10k in flight by default). With librdkafka's queue larger than the
 /// window the queue is never full, so this is `send` without its sleep.
-pub fn run_future(config: &ClientConfig, job: &Job<'_>) -> Tally {
-    let producer: FutureProducer = config.create().expect("FutureProducer");
+pub fn run_future(producer: &FutureProducer, job: &Job<'_>) -> Tally {
     let mut tally = Tally::with_capacity(job.count as usize);
     let mut window = Window::new(job.window, job.pacing.start);
     for i in 0..job.count {
@@ -166,7 +138,7 @@ pub fn run_future(config: &ClientConfig, job: &Job<'_>) -> Tally {
 
 /// The `BaseProducer` peer's delivery callback: stamps each record's
 /// completion time (its index travels as the delivery opaque).
-struct Stamps {
+pub struct Stamps {
     start: Instant,
     done: Vec<AtomicU64>,
     failed: AtomicU64,
@@ -187,30 +159,61 @@ impl ProducerContext for Stamps {
     }
 }
 
+/// A `BaseProducer` with its poll thread, as rust-rdkafka's documentation
+/// shows, for runs of up to `capacity` records timed from `start`.
+pub struct BaseClient {
+    producer: Arc<BaseProducer<Stamps>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    poller: Option<thread::JoinHandle<()>>,
+}
+
+impl BaseClient {
+    pub fn new(config: &ClientConfig, capacity: u64, start: Instant) -> Self {
+        let stamps = Stamps {
+            start,
+            done: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            failed: AtomicU64::new(0),
+            reported: AtomicU64::new(0),
+        };
+        let producer: Arc<BaseProducer<Stamps>> =
+            Arc::new(config.create_with_context(stamps).expect("BaseProducer"));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let poller = {
+            let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
+            thread::Builder::new()
+                .name("base-producer-poll".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        producer.poll(Duration::from_millis(100));
+                    }
+                })
+                .expect("poll thread")
+        };
+        Self {
+            producer,
+            stop,
+            poller: Some(poller),
+        }
+    }
+}
+
+impl Drop for BaseClient {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(poller) = self.poller.take() {
+            let _ = poller.join();
+        }
+    }
+}
+
 /// A hand-written `BaseProducer` loop: `send` in a loop (yielding and
-/// retrying when librdkafka's queue is full) and a thread polling for
-/// delivery reports, as rust-rdkafka's documentation shows.
-pub fn run_base(config: &ClientConfig, job: &Job<'_>) -> Tally {
-    let stamps = Stamps {
-        start: job.pacing.start,
-        done: (0..job.count).map(|_| AtomicU64::new(0)).collect(),
-        failed: AtomicU64::new(0),
-        reported: AtomicU64::new(0),
-    };
-    let producer: Arc<BaseProducer<Stamps>> =
-        Arc::new(config.create_with_context(stamps).expect("BaseProducer"));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poller = {
-        let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
-        thread::Builder::new()
-            .name("base-producer-poll".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    producer.poll(Duration::from_millis(100));
-                }
-            })
-            .expect("poll thread")
-    };
+/// retrying when librdkafka's queue is full) while the poll thread serves
+/// the delivery reports.
+pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
+    let producer = &client.producer;
+    let context = producer.context();
+    let reported_before = context.reported.load(Ordering::Acquire);
+    let failed_before = context.failed.load(Ordering::Relaxed);
     let mut due = Vec::with_capacity(job.count as usize);
     for i in 0..job.count {
         due.push(job.pacing.due(i));
@@ -230,12 +233,9 @@ pub fn run_base(config: &ClientConfig, job: &Job<'_>) -> Tally {
             job.progress.fetch_add(4096, Ordering::Relaxed);
         }
     }
-    let context = producer.context();
-    while context.reported.load(Ordering::Acquire) < job.count {
+    while context.reported.load(Ordering::Acquire) - reported_before < job.count {
         thread::sleep(Duration::from_micros(200));
     }
-    stop.store(true, Ordering::Relaxed);
-    poller.join().expect("poll thread");
     let mut tally = Tally::with_capacity(job.count as usize);
     tally.latencies = (0..job.count as usize)
         .map(|i| {
@@ -244,7 +244,7 @@ pub fn run_base(config: &ClientConfig, job: &Job<'_>) -> Tally {
                 .saturating_sub(due[i])
         })
         .collect();
-    tally.failed = context.failed.load(Ordering::Relaxed);
+    tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;
     if tally.failed > 0 {
         tally.first_error = Some("delivery failed (see librdkafka's log)".into());
     }

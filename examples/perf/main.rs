@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use aioproducer::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use aioproducer::rdkafka::client::DefaultClientContext;
+use aioproducer::rdkafka::producer::FutureProducer;
 use aioproducer::rdkafka::ClientConfig;
 use aioproducer::{AioProducer, EmbeddedCluster, Record, Topic};
 use bytes::Bytes;
 
-use clients::{Job, Kind, Pacing};
+use clients::{Job, Pacing};
 use probe::Tally;
 
 const USAGE: &str = "\
@@ -59,6 +60,33 @@ USAGE: perf [OPTIONS]
   -X KEY=VALUE         any librdkafka property, for every client (repeatable)
   --json               print one JSON line with the results
 ";
+
+/// Which client to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Ours,
+    Future,
+    Base,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "aioproducer" => Some(Kind::Ours),
+            "future-producer" => Some(Kind::Future),
+            "base-producer" => Some(Kind::Base),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Ours => "aioproducer",
+            Kind::Future => "future-producer",
+            Kind::Base => "base-producer",
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -234,6 +262,10 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         Kind::Ours => Some(build_ours(&options, &properties)?),
         _ => None,
     };
+    let future: Option<FutureProducer> = match options.client {
+        Kind::Future => Some(config.create()?),
+        _ => None,
+    };
     // Connect and learn the topic's metadata before timing anything.
     warm_up(&config, &topic)?;
     if let Some(producer) = &ours {
@@ -251,8 +283,10 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         Kind::Future => 10_000,
         _ => 65_536,
     });
-    let before = usage();
     let start = Instant::now();
+    let base = (options.client == Kind::Base)
+        .then(|| clients::BaseClient::new(&config, options.messages, start));
+    let before = usage();
     let per_thread = options.messages / options.producers as u64;
     let tallies: Vec<Tally> = thread::scope(|s| {
         let handles: Vec<_> = (0..options.producers)
@@ -273,13 +307,17 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                     },
                     progress: &progress,
                 };
-                let (ours, config, client) = (&ours, &config, options.client);
+                let (ours, future, base) = (&ours, &future, &base);
                 thread::Builder::new()
                     .name(format!("perf-producer-{k}"))
-                    .spawn_scoped(s, move || match client {
-                        Kind::Ours => clients::run_ours(ours.as_ref().expect("built"), &job),
-                        Kind::Future => clients::run_future(config, &job),
-                        Kind::Base => clients::run_base(config, &job),
+                    .spawn_scoped(s, move || {
+                        if let Some(producer) = ours {
+                            clients::run_ours(producer, &job)
+                        } else if let Some(producer) = future {
+                            clients::run_future(producer, &job)
+                        } else {
+                            clients::run_base(base.as_ref().expect("one client"), &job)
+                        }
                     })
                     .expect("spawn a producer thread")
             })
@@ -399,7 +437,7 @@ fn build_ours(
 /// Sends one record with a plain rust-rdkafka producer, so metadata and
 /// connections are warm before any client is timed.
 fn warm_up(config: &ClientConfig, topic: &str) -> Result<(), Box<dyn std::error::Error>> {
-    use aioproducer::rdkafka::producer::{FutureProducer, FutureRecord};
+    use aioproducer::rdkafka::producer::FutureRecord;
     let producer: FutureProducer = config.create()?;
     let record = FutureRecord::<(), str>::to(topic).payload("warm-up");
     futures::executor::block_on(producer.send(record, Duration::from_secs(30)))

@@ -1,0 +1,77 @@
+//! 100k records of 100 bytes to the embedded cluster, every delivery
+//! awaited: this crate against rust-rdkafka's `FutureProducer` (10k in
+//! flight) and a hand-written `BaseProducer` loop with a poll thread, in one
+//! group so the ratios come from one run. The clients are the perf tool's
+//! (`examples/perf/clients.rs`), with the same settings for all: acks=all,
+//! idempotence, librdkafka's default linger.
+
+#[path = "../examples/perf/clients.rs"]
+mod clients;
+#[path = "../examples/perf/probe.rs"]
+mod probe;
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use aioproducer::rdkafka::producer::FutureProducer;
+use aioproducer::rdkafka::ClientConfig;
+use aioproducer::{AioProducer, EmbeddedCluster};
+use bytes::Bytes;
+use clients::{BaseClient, Job, Pacing};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+const RECORDS: u64 = 100_000;
+
+fn end_to_end(c: &mut Criterion) {
+    let cluster = EmbeddedCluster::new(1).unwrap();
+    cluster.create_topic("e2e", 6).unwrap();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .set("acks", "all")
+        .set("enable.idempotence", "true");
+    let start = Instant::now();
+    let ours = AioProducer::builder()
+        .bootstrap_servers(cluster.bootstrap_servers())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .build()
+        .unwrap();
+    let future: FutureProducer = config.create().unwrap();
+    let base = BaseClient::new(&config, RECORDS, start);
+    let progress = AtomicU64::new(0);
+    let job = |window| Job {
+        topic: "e2e",
+        payload: Bytes::from_static(&[b'x'; 100]),
+        count: RECORDS,
+        window,
+        pacing: Pacing {
+            start,
+            interval: None,
+        },
+        progress: &progress,
+    };
+
+    let mut group = c.benchmark_group("end_to_end");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(RECORDS));
+    let check = |tally: probe::Tally| {
+        assert_eq!((tally.latencies.len(), tally.failed), (RECORDS as usize, 0))
+    };
+    group.bench_function(BenchmarkId::new("aioproducer", RECORDS), |b| {
+        b.iter(|| check(clients::run_ours(&ours, &job(65_536))))
+    });
+    group.bench_function(BenchmarkId::new("future-producer", RECORDS), |b| {
+        b.iter(|| check(clients::run_future(&future, &job(10_000))))
+    });
+    group.bench_function(BenchmarkId::new("base-producer", RECORDS), |b| {
+        b.iter(|| check(clients::run_base(&base, &job(0))))
+    });
+    group.finish();
+    futures::executor::block_on(ours.close());
+}
+
+criterion_group!(benches, end_to_end);
+criterion_main!(benches);
