@@ -38,7 +38,7 @@ fn end_to_end(c: &mut Criterion) {
         .build()
         .unwrap();
     let future: FutureProducer = config.create().unwrap();
-    let base = BaseClient::new(&config, RECORDS, start);
+    let base = BaseClient::new(&config, "e2e", RECORDS).unwrap();
     let progress = AtomicU64::new(0);
     let job = |window| Job {
         topic: "e2e",

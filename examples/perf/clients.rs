@@ -34,15 +34,28 @@ pub struct Pacing {
 
 impl Pacing {
     /// Waits until record `i` is due; returns its due time.
+    ///
+    /// The wait sleeps while the record is far off and yields the CPU while
+    /// it is near, so on a small machine the producing thread does not take
+    /// a core away from the threads that deliver (the client's and, on the
+    /// embedded cluster, the broker's).
     pub fn due(&self, i: u64) -> u64 {
+        /// Far enough ahead to sleep: more than a sleep's usual overshoot.
+        const SLEEP_ABOVE: u64 = 200_000;
         match self.interval {
             None => nanos_since(self.start),
             Some(ns) => {
                 let due = (i as f64 * ns) as u64;
-                while nanos_since(self.start) < due {
-                    std::hint::spin_loop();
+                loop {
+                    let ahead = due.saturating_sub(nanos_since(self.start));
+                    match ahead {
+                        0 => return due,
+                        a if a > SLEEP_ABOVE => {
+                            thread::sleep(Duration::from_nanos(a - SLEEP_ABOVE / 2))
+                        }
+                        _ => thread::yield_now(),
+                    }
                 }
-                due
             }
         }
     }
@@ -137,9 +150,10 @@ pub fn run_future(producer: &FutureProducer, job: &Job<'_>) -> Tally {
 }
 
 /// The `BaseProducer` peer's delivery callback: stamps each record's
-/// completion time (its index travels as the delivery opaque).
+/// completion time (its index travels as the delivery opaque; an index past
+/// the end, the warm-up record's, is counted but not stamped).
 pub struct Stamps {
-    start: Instant,
+    origin: Instant,
     done: Vec<AtomicU64>,
     failed: AtomicU64,
     reported: AtomicU64,
@@ -151,7 +165,9 @@ impl ProducerContext for Stamps {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
-        self.done[index].store(nanos_since(self.start), Ordering::Relaxed);
+        if let Some(done) = self.done.get(index) {
+            done.store(nanos_since(self.origin), Ordering::Relaxed);
+        }
         if result.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
@@ -160,7 +176,7 @@ impl ProducerContext for Stamps {
 }
 
 /// A `BaseProducer` with its poll thread, as rust-rdkafka's documentation
-/// shows, for runs of up to `capacity` records timed from `start`.
+/// shows, for runs of up to `capacity` records.
 pub struct BaseClient {
     producer: Arc<BaseProducer<Stamps>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -168,15 +184,17 @@ pub struct BaseClient {
 }
 
 impl BaseClient {
-    pub fn new(config: &ClientConfig, capacity: u64, start: Instant) -> Self {
+    /// Creates the producer and its poll thread, and sends one warm-up
+    /// record through them (connections, metadata, producer id) before any
+    /// record is timed, as the other clients do.
+    pub fn new(config: &ClientConfig, topic: &str, capacity: u64) -> Result<Self, KafkaError> {
         let stamps = Stamps {
-            start,
+            origin: Instant::now(),
             done: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             failed: AtomicU64::new(0),
             reported: AtomicU64::new(0),
         };
-        let producer: Arc<BaseProducer<Stamps>> =
-            Arc::new(config.create_with_context(stamps).expect("BaseProducer"));
+        let producer: Arc<BaseProducer<Stamps>> = Arc::new(config.create_with_context(stamps)?);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let poller = {
             let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
@@ -189,10 +207,31 @@ impl BaseClient {
                 })
                 .expect("poll thread")
         };
-        Self {
+        let client = Self {
             producer,
             stop,
             poller: Some(poller),
+        };
+        client.warm_up(topic, capacity as usize)?;
+        Ok(client)
+    }
+
+    fn warm_up(&self, topic: &str, index: usize) -> Result<(), KafkaError> {
+        let context = self.producer.context();
+        let record = BaseRecord::<(), str, usize>::with_opaque_to(topic, index).payload("warm-up");
+        self.producer.send(record).map_err(|(e, _)| e)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while context.reported.load(Ordering::Acquire) == 0 {
+            if Instant::now() > deadline {
+                return Err(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                ));
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+        match context.failed.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            _ => Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail)),
         }
     }
 }
@@ -213,6 +252,8 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
     let producer = &client.producer;
     let context = producer.context();
     let reported_before = context.reported.load(Ordering::Acquire);
+    // The callback stamps from the client's origin, the schedule from the job's start.
+    let shift = job.pacing.start.duration_since(context.origin).as_nanos() as u64;
     let failed_before = context.failed.load(Ordering::Relaxed);
     let mut due = Vec::with_capacity(job.count as usize);
     for i in 0..job.count {
@@ -241,7 +282,7 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
         .map(|i| {
             context.done[i]
                 .load(Ordering::Relaxed)
-                .saturating_sub(due[i])
+                .saturating_sub(shift + due[i])
         })
         .collect();
     tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;

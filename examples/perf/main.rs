@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use aioproducer::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use aioproducer::rdkafka::client::DefaultClientContext;
-use aioproducer::rdkafka::producer::FutureProducer;
+use aioproducer::rdkafka::producer::{FutureProducer, FutureRecord};
 use aioproducer::rdkafka::ClientConfig;
 use aioproducer::{AioProducer, EmbeddedCluster, Record, Topic};
 use bytes::Bytes;
@@ -266,13 +266,23 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         Kind::Future => Some(config.create()?),
         _ => None,
     };
-    // Connect and learn the topic's metadata before timing anything.
-    warm_up(&config, &topic)?;
+    // Every client sends one record through its own connections first, so
+    // none is timed while it connects, fetches metadata or gets its
+    // producer id.
     if let Some(producer) = &ours {
         futures::executor::block_on(
             producer.send(Record::new(Topic::new(&topic)).with_payload("warm-up")),
         )?;
     }
+    if let Some(producer) = &future {
+        let record = FutureRecord::<(), str>::to(&topic).payload("warm-up");
+        futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
+            .map_err(|(e, _)| e)?;
+    }
+    let base = match options.client {
+        Kind::Base => Some(clients::BaseClient::new(&config, &topic, options.messages)?),
+        _ => None,
+    };
 
     // One shared buffer, never freed: cloning it into a record costs nothing.
     let payload = Bytes::from_static(Box::leak(vec![b'x'; options.size].into_boxed_slice()));
@@ -284,8 +294,6 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         _ => 65_536,
     });
     let start = Instant::now();
-    let base = (options.client == Kind::Base)
-        .then(|| clients::BaseClient::new(&config, options.messages, start));
     let before = usage();
     let per_thread = options.messages / options.producers as u64;
     let tallies: Vec<Tally> = thread::scope(|s| {
@@ -432,17 +440,6 @@ fn build_ours(
             .buffer_timeout(options.buffer_timeout);
     }
     builder.build()
-}
-
-/// Sends one record with a plain rust-rdkafka producer, so metadata and
-/// connections are warm before any client is timed.
-fn warm_up(config: &ClientConfig, topic: &str) -> Result<(), Box<dyn std::error::Error>> {
-    use aioproducer::rdkafka::producer::FutureRecord;
-    let producer: FutureProducer = config.create()?;
-    let record = FutureRecord::<(), str>::to(topic).payload("warm-up");
-    futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
-        .map_err(|(e, _)| e)?;
-    Ok(())
 }
 
 /// Creates the topic on a real cluster (an existing one is fine).
