@@ -147,6 +147,13 @@ pub struct Claim {
 }
 
 /// One reusable delivery context.
+///
+/// Aligned to 128 bytes (two cache lines, the unit the x86-64 spatial
+/// prefetcher moves; crossbeam's `CachePadded` uses the same): the thread
+/// completing one slot and a caller reusing its neighbour never share a
+/// line. Measured with the perf tool (futures reaped as they complete, three
+/// runs each on a noisy machine): about 5% less CPU per record.
+#[repr(align(128))]
 pub struct Slot {
     state: AtomicU64,
     /// While free: `index + 1` of the next free slot in the pool's stack

@@ -74,10 +74,17 @@ impl Wake for Probe {
 }
 
 /// A ring of `size` in-flight futures, each with its own probe.
+///
+/// Futures are reaped (polled to completion and dropped) oldest first, as
+/// soon as their probe has fired, as an application awaiting each delivery
+/// would: a client's per-record state lives as long as the record is in
+/// flight, not as long as the window is wide. Only a full window waits.
 pub struct Window<F> {
     probes: Vec<Arc<Probe>>,
     wakers: Vec<Waker>,
     slots: Vec<Option<(F, u64)>>,
+    /// The sequence number of the oldest record not yet reaped.
+    oldest: u64,
     start: Instant,
 }
 
@@ -102,15 +109,25 @@ where
             probes,
             wakers,
             slots: (0..size).map(|_| None).collect(),
+            oldest: 0,
             start,
         }
     }
 
-    /// Makes room at position `i % size`, reaping what was there.
+    /// Before record `i`: reaps, oldest first, the futures whose probes
+    /// have fired, and waits for the oldest one if the window is full.
     pub fn make_room(&mut self, i: u64, tally: &mut Tally) {
-        let pos = (i % self.slots.len() as u64) as usize;
-        if let Some((future, due)) = self.slots[pos].take() {
-            self.reap(pos, future, due, tally);
+        let size = self.slots.len() as u64;
+        while self.oldest < i {
+            let pos = (self.oldest % size) as usize;
+            let full = i - self.oldest >= size;
+            if self.slots[pos].is_some() && !full && self.probes[pos].woke_at().is_none() {
+                break;
+            }
+            if let Some((future, due)) = self.slots[pos].take() {
+                self.reap(pos, future, due, tally);
+            }
+            self.oldest += 1;
         }
     }
 
