@@ -252,8 +252,14 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
     let producer = &client.producer;
     let context = producer.context();
     let reported_before = context.reported.load(Ordering::Acquire);
-    // The callback stamps from the client's origin, the schedule from the job's start.
-    let shift = job.pacing.start.duration_since(context.origin).as_nanos() as u64;
+    // The callback stamps from the client's origin, the schedule from the
+    // job's start; either may come first.
+    let origin_later = (context.origin)
+        .saturating_duration_since(job.pacing.start)
+        .as_nanos() as u64;
+    let start_later = (job.pacing.start)
+        .saturating_duration_since(context.origin)
+        .as_nanos() as u64;
     let failed_before = context.failed.load(Ordering::Relaxed);
     let mut due = Vec::with_capacity(job.count as usize);
     for i in 0..job.count {
@@ -280,9 +286,8 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
     let mut tally = Tally::with_capacity(job.count as usize);
     tally.latencies = (0..job.count as usize)
         .map(|i| {
-            context.done[i]
-                .load(Ordering::Relaxed)
-                .saturating_sub(shift + due[i])
+            (context.done[i].load(Ordering::Relaxed) + origin_later)
+                .saturating_sub(start_later + due[i])
         })
         .collect();
     tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;

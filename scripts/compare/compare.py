@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 SIZE = 100
 PARTITIONS = 6
 SETTINGS = {"acks": "all", "linger.ms": "5", "enable.idempotence": "true"}
+# The settings as `-X key=value` flags (the perf tool and the Python peer).
+SETTINGS_FLAGS = [flag for key, value in SETTINGS.items() for flag in ("-X", f"{key}={value}")]
 LATENCY_RATE = 50_000
 LATENCY_SECONDS = 10
 METRICS = ["records_per_sec", "mb_per_sec", "cpu_us_per_record", "peak_rss_mib",
@@ -96,9 +98,7 @@ class Runner:
             cmd += ["--brokers", self.bootstrap, "--topic", self.topic(client.name, False)]
         if rate:
             cmd += ["--rate", str(rate)]
-        for key, value in SETTINGS.items():
-            cmd += ["-X", f"{key}={value}"]
-        return json_line(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        return json_line(cmd + SETTINGS_FLAGS)
 
     def run_python(self, client, messages, rate):
         cmd = [self.args.python, os.path.join(self.args.root, "scripts", "compare", "aio_perf.py"),
@@ -106,9 +106,7 @@ class Runner:
                "--messages", str(messages), "--size", str(SIZE), "--partitions", str(PARTITIONS)]
         if rate:
             cmd += ["--rate", str(rate)]
-        for key, value in SETTINGS.items():
-            cmd += ["-X", f"{key}={value}"]
-        return json_line(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+        return json_line(cmd + SETTINGS_FLAGS)
 
     def java(self, topic, messages, rate, warmup):
         """Runs ProducerPerformance under /usr/bin/time: (its output, CPU s, peak RSS KiB)."""
@@ -134,14 +132,13 @@ class Runner:
         # best honest number.
         line = next(l for l in out.splitlines() if "steady state records sent" in l)
         number = r"([0-9.]+)"
-        sent, per_sec, mb = re.search(
-            rf"{number} steady state records sent, {number} records/sec \({number} MB/sec\)", line).groups()
+        sent, per_sec = re.search(rf"{number} steady state records sent, {number} records/sec", line).groups()
         p = dict((q, float(v) * 1000) for v, q in re.findall(rf"{number} ms (50th|99th|99\.9th)", line))
         max_ms = float(re.search(rf"{number} ms max latency", line).group(1))
         return {
             "client": "java-producer", "messages": messages, "size": SIZE, "partitions": PARTITIONS,
             "rate": rate, "records_per_sec": round(float(per_sec)),
-            "mb_per_sec": round(int(sent) * SIZE / (int(sent) / float(per_sec)) / 1e6, 2),
+            "mb_per_sec": round(float(per_sec) * SIZE / 1e6, 2),
             "cpu_us_per_record": round(max(cpu - self.java_startup_cpu, 0) * 1e6 / messages, 3),
             "peak_rss_mib": round(rss / 1024, 1),
             "p50_us": p["50th"], "p99_us": p["99th"], "p999_us": p["99.9th"], "max_us": max_ms * 1000,
@@ -149,7 +146,9 @@ class Runner:
         }
 
 
-def json_line(stdout):
+def json_line(cmd):
+    """Runs a client and parses the JSON line it ends with."""
+    stdout = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(stdout.strip().splitlines()[-1])
 
 
@@ -205,8 +204,8 @@ def versions(args):
         "rustc": out(["rustc", "--version"]),
         "rdkafka": crate("rdkafka"), "rdkafka-sys": crate("rdkafka-sys"),
         "kafka": re.search(r"<kafka.version>(.*)</kafka.version>", pom).group(1),
-        "java": out(["java", "-version"]) or subprocess.run(
-            ["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
+        # `java -version` writes to standard error.
+        "java": subprocess.run(["java", "-version"], capture_output=True, text=True).stderr.splitlines()[0],
         "python": out([args.python, "-c", "import sys, confluent_kafka as c; "
                        "print(f'Python {sys.version.split()[0]}, confluent-kafka {c.__version__}, librdkafka {c.libversion()[0]}')"]),
     }
