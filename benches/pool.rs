@@ -46,7 +46,7 @@ trait Contexts: Sync {
 struct Ours(Pool);
 impl Contexts for Ours {
     fn cycle(&self) {
-        let index = self.0.try_acquire().expect("room");
+        let index = self.0.acquire();
         let slot = self.0.slot(index);
         // SAFETY: acquired and never published; released below.
         unsafe {
@@ -108,7 +108,7 @@ fn timed(contexts: &dyn Contexts, threads: usize, iters: u64) -> Duration {
 
 fn pool(c: &mut Criterion) {
     let candidates: Vec<(&str, Arc<dyn Contexts + Send>)> = vec![
-        ("aioproducer", Arc::new(Ours(Pool::new(1024)))),
+        ("aioproducer", Arc::new(Ours(Pool::new()))),
         (
             "object-pool",
             Arc::new(ObjectPool(object_pool::Pool::new(1024, Context::default))),

@@ -34,6 +34,9 @@ pub enum Bug {
     CheckClosedFirst,
     /// A worker arming a deadline does not tell the timer.
     SkipTimerSchedule,
+    /// A report does not wake a producer waiting for room under the bound
+    /// on records in flight.
+    SkipRoomNotify,
 }
 
 #[cfg(feature = "loom-bugs")]

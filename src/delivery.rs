@@ -53,9 +53,11 @@ pub struct Delivery {
 /// before it resolves is safe: the record is still delivered (or fails), and
 /// its delivery slot returns to the pool when the report arrives.
 ///
-/// A pending `DeliveryFuture` holds one of the producer's delivery slots;
-/// the number of slots bounds records in flight, so a caller that keeps
-/// millions of unpolled futures will eventually wait in `produce`.
+/// A `DeliveryFuture` holds one of the producer's delivery slots (a few
+/// hundred bytes, reused) until it has read its report or is dropped. The
+/// bound on records in flight counts records not yet reported, not
+/// futures: a caller may keep any number of futures and await them later
+/// without blocking its own `produce`; each one it keeps costs a slot.
 #[must_use = "a DeliveryFuture tells whether the record was delivered"]
 pub struct DeliveryFuture {
     pool: Arc<Pool>,

@@ -1,10 +1,9 @@
 //! Intake: from a caller's record to a ticket in a worker's ring.
 //!
 //! 1. check the record (closed? topic name, partition, timestamp, size);
-//! 2. take a delivery slot from the pool, waiting for one if the producer is
-//!    at its bound on records in flight;
-//! 3. count the record in (the ledger refuses it once closed) and move it
-//!    into the slot;
+//! 2. count it in with the ledger, waiting for room if the producer is at
+//!    its bound on records in flight (the ledger refuses it once closed);
+//! 3. move it into a delivery slot from the pool;
 //! 4. push the slot's ticket to the worker chosen for the record, waiting
 //!    for room if that ring is full, and wake the worker.
 //!
@@ -14,7 +13,7 @@
 //! the record once, into its slot. Each wait follows `Notify`'s rule: try,
 //! register, try again, then sleep.
 //!
-//! Dropping it at any point leaves nothing behind: before step 3 the caller
+//! Dropping it at any point leaves nothing behind: before step 2 the caller
 //! still owns the record; after it, [`Staged`] takes the record back out of
 //! its slot and the count back out of the ledger.
 
@@ -24,6 +23,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
 use crate::error::{DeliveryError, Error};
+use crate::ledger::Refusal;
 use crate::notify::{Listener, Notify};
 use crate::record::Record;
 use crate::ring::Ticket;
@@ -85,8 +85,8 @@ enum State<'a> {
         record: Record,
         callback: Option<Callback>,
     },
-    /// Checked; needs a slot.
-    NeedSlot {
+    /// Checked; needs room under the bound on records in flight.
+    NeedAdmission {
         record: Record,
         callback: Option<Callback>,
     },
@@ -100,7 +100,8 @@ enum State<'a> {
 /// What one attempt came to.
 enum Attempt<'a> {
     Finished(Result<Ticket, DeliveryError>),
-    NoSlot(Record, Option<Callback>),
+    /// At the bound on records in flight.
+    Full(Record, Option<Callback>),
     NoRoom(Staged<'a>),
 }
 
@@ -131,22 +132,17 @@ impl<'a> Intake<'a> {
         }
     }
 
-    /// Takes a slot, counts the record in, moves it into the slot, pushes
-    /// its ticket.
-    fn attempt_slot(&self, record: Record, callback: Option<Callback>) -> Attempt<'a> {
+    /// Counts the record in, moves it into a slot, pushes its ticket.
+    fn attempt_admission(&self, record: Record, callback: Option<Callback>) -> Attempt<'a> {
         let shared = self.shared;
-        let Some(index) = shared.pool.try_acquire() else {
-            return Attempt::NoSlot(record, callback);
-        };
         let parity = match shared.ledger.admit() {
             Ok(parity) => parity,
-            Err(_closed) => {
-                // SAFETY: the slot was just acquired and never published.
-                unsafe { shared.pool.release(index) };
-                shared.refused.fetch_add(1, Relaxed);
+            Err(Refusal::Full) => return Attempt::Full(record, callback),
+            Err(Refusal::Closed) => {
                 return Attempt::Finished(Err(DeliveryError::refused(Error::Closed, record)));
             }
         };
+        let index = shared.pool.acquire();
         let worker = worker_for(&record, shared.workers.len());
         // SAFETY: the slot was just acquired and is not yet published.
         let generation = unsafe { shared.pool.slot(index).occupy(record, callback, parity) };
@@ -202,11 +198,13 @@ impl Future for Intake<'_> {
                         record.validate(shared.max_message_bytes)
                     };
                     match checked {
-                        Ok(()) => this.attempt_slot(record, callback),
+                        Ok(()) => this.attempt_admission(record, callback),
                         Err(error) => Attempt::Finished(Err(DeliveryError::refused(error, record))),
                     }
                 }
-                State::NeedSlot { record, callback } => this.attempt_slot(record, callback),
+                State::NeedAdmission { record, callback } => {
+                    this.attempt_admission(record, callback)
+                }
                 State::NeedRoom { staged } => Self::attempt_room(staged),
                 State::Done => panic!("Intake polled after it resolved"),
             };
@@ -215,7 +213,7 @@ impl Future for Intake<'_> {
                     this.listener = None;
                     return Poll::Ready(result);
                 }
-                Attempt::NoSlot(record, callback) => {
+                Attempt::Full(record, callback) => {
                     let refusal = if shared.ledger.is_closed() {
                         Some(Error::Closed)
                     } else if !this.wait {
@@ -227,8 +225,8 @@ impl Future for Intake<'_> {
                         this.listener = None;
                         return Poll::Ready(Err(DeliveryError::refused(error, record)));
                     }
-                    this.state = State::NeedSlot { record, callback };
-                    this.wait_on(&shared.pool.space, cx)
+                    this.state = State::NeedAdmission { record, callback };
+                    this.wait_on(shared.ledger.room(), cx)
                 }
                 Attempt::NoRoom(staged) if !this.wait => {
                     return Poll::Ready(Err(DeliveryError::refused(

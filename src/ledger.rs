@@ -49,6 +49,19 @@
 //! increment precedes `close`'s `fetch_or` in that word's modification order,
 //! so `close`, reading the word afterwards, counts the record and waits for
 //! its report. No record is accepted and then forgotten.
+//!
+//! # The bound on records in flight
+//!
+//! `outstanding` counts records admitted and not yet reported, and `admit`
+//! takes room in it with one CAS that never goes past `limit`; `free_room`
+//! (when a report is claimed, before anyone can read it) and `cancel` give
+//! the room back. It bounds what waits in our rings and
+//! in librdkafka, not the futures a caller keeps: a report that arrived is
+//! no longer in flight even if nobody has read it yet, so a caller holding
+//! any number of futures cannot block its own `produce`. Producers waiting
+//! for room follow `Notify`'s protocol: a completion changes the count,
+//! fences (`settle`), then looks for waiters. The count publishes no data,
+//! so it is `Relaxed` throughout.
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
@@ -77,40 +90,56 @@ pub struct Ledger {
     accepted: [CachePadded<AtomicU64>; 2],
     completed: [CachePadded<AtomicU64>; 2],
     failed: CachePadded<AtomicU64>,
+    /// Records admitted and not yet reported (module docs, the bound).
+    outstanding: CachePadded<AtomicU64>,
+    /// The most records in flight.
+    limit: u64,
     /// Notified when a parity's pending count reaches zero.
     pub(crate) drained: Notify,
+    /// Notified when a record in flight is reported (or taken back).
+    room: Notify,
 }
 
-impl Default for Ledger {
-    fn default() -> Self {
+/// Why [`Ledger::admit`] refused a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The producer was closed.
+    Closed,
+    /// `limit` records are in flight; wait on [`Ledger::room`] and retry.
+    Full,
+}
+
+impl Ledger {
+    /// An empty, open ledger allowing at most `limit` records in flight.
+    pub fn new(limit: u64) -> Self {
         Self {
             epoch: CachePadded::new(AtomicU64::new(0)),
             accepted: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             completed: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             failed: CachePadded::new(AtomicU64::new(0)),
+            outstanding: CachePadded::new(AtomicU64::new(0)),
+            limit,
             drained: Notify::new(),
+            room: Notify::new(),
         }
     }
-}
 
-/// The producer was closed: the record is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Closed;
-
-impl Ledger {
-    /// An empty, open ledger.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Counts a new record in; returns its parity, or `Closed` (and counts
-    /// nothing) when the producer is closing.
-    pub fn admit(&self) -> Result<usize, Closed> {
+    /// Counts a new record in; returns its parity, or why it was refused
+    /// (and counts nothing).
+    pub fn admit(&self) -> Result<usize, Refusal> {
+        // Relaxed: a bound on a count (module docs).
+        let taken = self
+            .outstanding
+            .fetch_update(Relaxed, Relaxed, |n| (n < self.limit).then_some(n + 1));
+        if taken.is_err() {
+            return Err(Refusal::Full);
+        }
         // Relaxed: any epoch is a valid parity choice (module docs).
         let parity = (epoch_of(self.epoch.load(Relaxed)) & 1) as usize;
         if bugs::active(Bug::CheckClosedFirst) {
             if self.is_closed() {
-                return Err(Closed);
+                self.free_room();
+                return Err(Refusal::Closed);
             }
             self.accepted[parity].fetch_add(1, Release);
             return Ok(parity);
@@ -119,7 +148,7 @@ impl Ledger {
         // this record; one RMW both counts it and reads CLOSED (module docs).
         if self.accepted[parity].fetch_add(1, AcqRel) & CLOSED != 0 {
             self.cancel(parity);
-            return Err(Closed);
+            return Err(Refusal::Closed);
         }
         Ok(parity)
     }
@@ -127,10 +156,21 @@ impl Ledger {
     /// Takes back a record admitted under `parity` that was then refused.
     pub fn cancel(&self, parity: usize) {
         self.accepted[parity].fetch_sub(1, AcqRel);
+        self.free_room();
         self.settle(parity);
     }
 
-    /// Counts a record's report in.
+    /// Frees the room a record took under the bound. For a reported record,
+    /// call it once its report is claimed and before the report is visible
+    /// (so whoever reads the report finds the room), then count the report
+    /// with [`complete`](Ledger::complete), which wakes a waiting producer.
+    pub fn free_room(&self) {
+        // Relaxed: a bound on a count; `settle` fences before it looks for
+        // waiters (module docs).
+        self.outstanding.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts a record's report in (after [`free_room`](Ledger::free_room)).
     pub fn complete(&self, parity: usize, ok: bool) {
         if !ok {
             // Relaxed: a statistic.
@@ -141,11 +181,15 @@ impl Ledger {
         self.settle(parity);
     }
 
-    /// Wakes flush and close waiters when `parity` has just drained.
+    /// Wakes a producer waiting for room, and flush and close waiters when
+    /// `parity` has just drained.
     fn settle(&self, parity: usize) {
         // SeqCst: pairs with the fence in `Notify::listen`: either a waiter
-        // registering now sees the count just changed, or we see the waiter.
+        // registering now sees the counts just changed, or we see the waiter.
         fence(SeqCst);
+        if self.room.has_waiters() && !bugs::active(Bug::SkipRoomNotify) {
+            self.room.notify_one();
+        }
         if self.drained.has_waiters() && self.pending(parity) == 0 {
             self.drained.notify_all();
         }
@@ -226,6 +270,17 @@ impl Ledger {
         self.accepted[1].load(Acquire) & CLOSED != 0
     }
 
+    /// Notified when room frees up under the bound: wait on it after
+    /// [`Refusal::Full`], following `Notify`'s protocol.
+    pub fn room(&self) -> &Notify {
+        &self.room
+    }
+
+    /// The most records in flight.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// Records ever admitted (refused ones excluded).
     pub fn admitted(&self) -> u64 {
         (self.accepted[0].load(Relaxed) & !CLOSED) + (self.accepted[1].load(Relaxed) & !CLOSED)
@@ -248,7 +303,7 @@ mod tests {
 
     #[test]
     fn flush_target_waits_for_records_before_it_only() {
-        let ledger = Ledger::new();
+        let ledger = Ledger::new(10);
         let early = ledger.admit().unwrap();
         let target = ledger.flush_target();
         assert!(!ledger.advance(target), "an early record is pending");
@@ -262,12 +317,30 @@ mod tests {
 
     #[test]
     fn closed_ledger_refuses_and_counts_nothing() {
-        let ledger = Ledger::new();
+        let ledger = Ledger::new(10);
         assert!(ledger.close());
         assert!(!ledger.close());
         assert!(ledger.is_closed());
-        assert_eq!(ledger.admit(), Err(Closed));
+        assert_eq!(ledger.admit(), Err(Refusal::Closed));
         assert_eq!(ledger.in_flight(), 0);
         assert_eq!(ledger.admitted(), 0);
+        assert_eq!(ledger.outstanding.load(Relaxed), 0, "room given back");
+    }
+
+    #[test]
+    fn admission_stops_at_the_limit_until_a_report_or_a_cancel() {
+        let ledger = Ledger::new(2);
+        let a = ledger.admit().unwrap();
+        let b = ledger.admit().unwrap();
+        assert_eq!(ledger.admit(), Err(Refusal::Full));
+        ledger.free_room();
+        ledger.complete(a, true);
+        let c = ledger.admit().unwrap();
+        assert_eq!(ledger.admit(), Err(Refusal::Full));
+        ledger.cancel(c);
+        assert!(ledger.admit().is_ok());
+        ledger.free_room();
+        ledger.complete(b, false);
+        assert_eq!(ledger.in_flight(), 1);
     }
 }

@@ -132,7 +132,7 @@ pub mod __internals {
     #[cfg(feature = "loom-bugs")]
     pub use crate::bugs::activate;
     pub use crate::bugs::Bug;
-    pub use crate::ledger::{Closed, Ledger};
+    pub use crate::ledger::{Ledger, Refusal};
     pub use crate::mailbox::{Mailbox, NO_DEADLINE};
     pub use crate::notify::Notify;
     pub use crate::park::Parker;

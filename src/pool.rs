@@ -7,10 +7,9 @@
 //! is all a future, a ring or librdkafka's opaque needs to carry.
 //!
 //! Free slots form a lock-free stack (Treiber's), linked through each
-//! slot's `next` field. `acquire` pops a free index, or, when none is free
-//! and the pool is below capacity, claims a never-used index with a CAS on
-//! `next`. In steady state every acquisition is a reuse: no allocation per
-//! record. A stack rather than a queue: the slot released last is reused
+//! slot's `next` field. `acquire` pops a free index, or, when none is free,
+//! claims a never-used index from `next`. In steady state every acquisition
+//! is a reuse: no allocation per record. A stack rather than a queue: the slot released last is reused
 //! first, while its cache lines are still warm, and a push or a pop is one
 //! CAS.
 //!
@@ -24,10 +23,11 @@
 //! within one pop, to fool it.) Push publishes the slot's emptied cells with
 //! its Release CAS; pop's Acquire load and CAS see them and the `next` link.
 //!
-//! The pool's capacity is the producer's bound on records in flight (queued,
-//! in librdkafka, or completed but not yet observed by their future). A
-//! caller that finds the pool exhausted waits on `space`, which `release`
-//! notifies.
+//! The pool itself is not the bound on records in flight (the ledger is):
+//! a slot is held until its future has read the report, and a caller may
+//! keep any number of futures unread without blocking its own `produce`.
+//! The pool grows to what is held at once (records in flight plus reports
+//! not yet read) and keeps that many slots for reuse.
 
 use std::fmt;
 use std::ptr;
@@ -37,7 +37,6 @@ use crossbeam::utils::CachePadded;
 
 use crate::bugs::{self, Bug};
 use crate::loom::{AtomicPtr, AtomicU64, AtomicUsize};
-use crate::notify::Notify;
 use crate::slot::Slot;
 
 /// Slots in the first page; page `k` holds `FIRST_PAGE << k`.
@@ -49,22 +48,21 @@ const FIRST_PAGE: usize = 2;
 /// Enough pages for any `u32` index.
 const PAGES: usize = 32;
 
+/// The most slots: every index must fit in a ticket's 32 bits.
+const MAX_SLOTS: usize = u32::MAX as usize;
+
 /// The pool of delivery slots.
 pub struct Pool {
     pages: [AtomicPtr<Slot>; PAGES],
     /// Top of the free stack: tag (high 32 bits) and `index + 1` (0: empty).
     free: CachePadded<AtomicU64>,
-    /// Indices handed out so far (fresh slots); never exceeds `capacity`.
+    /// Indices handed out so far (fresh slots).
     next: CachePadded<AtomicUsize>,
-    capacity: usize,
-    /// Notified when a slot is released.
-    pub(crate) space: Notify,
 }
 
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("capacity", &self.capacity)
             .field("created", &self.created())
             .field("in_use", &self.in_use())
             .finish()
@@ -82,36 +80,39 @@ fn page_len(page: usize) -> usize {
     FIRST_PAGE << page
 }
 
+impl Default for Pool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Pool {
-    /// A pool that will hold at most `capacity` slots.
-    pub fn new(capacity: usize) -> Self {
-        assert!(
-            capacity > 0 && capacity <= u32::MAX as usize,
-            "pool capacity {capacity} out of range"
-        );
+    /// An empty pool; slots are created as they are first needed.
+    pub fn new() -> Self {
         Self {
             pages: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             free: CachePadded::new(AtomicU64::new(0)),
             next: CachePadded::new(AtomicUsize::new(0)),
-            capacity,
-            space: Notify::new(),
         }
     }
 
-    /// Takes a free slot, or creates one below capacity. `None` when all
-    /// `capacity` slots are in use.
-    pub fn try_acquire(&self) -> Option<u32> {
+    /// Takes a free slot, or creates one when none is free.
+    ///
+    /// # Panics
+    /// When 2³²−1 slots are held at once (hundreds of GiB of them).
+    pub fn acquire(&self) -> u32 {
         if let Some(index) = self.pop() {
-            return Some(index);
+            return index;
         }
         // Relaxed: `next` only hands out distinct numbers; the page pointer
         // (Acquire/Release in `page`) publishes the memory.
-        let index = self
-            .next
-            .fetch_update(Relaxed, Relaxed, |n| (n < self.capacity).then_some(n + 1))
-            .ok()?;
+        let index = self.next.fetch_add(1, Relaxed);
+        assert!(
+            index < MAX_SLOTS,
+            "more than {MAX_SLOTS} delivery slots held"
+        );
         self.page(locate(index).0);
-        Some(index as u32)
+        index as u32
     }
 
     /// The slot behind `index`.
@@ -149,7 +150,7 @@ impl Pool {
         }
     }
 
-    /// Returns a slot to the pool and wakes one caller waiting for space.
+    /// Returns a slot to the pool.
     ///
     /// # Safety
     /// The caller owns the slot (see [`Slot::reset`]).
@@ -157,7 +158,6 @@ impl Pool {
         // SAFETY: forwarded contract.
         unsafe { self.slot(index).reset() };
         self.push(index);
-        self.space.notify_one();
     }
 
     /// The next value of `head`: a new tag over `top` (`index + 1`, or 0).
@@ -217,11 +217,6 @@ impl Pool {
         }
     }
 
-    /// The most slots the pool will hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
     /// Slots created so far.
     pub fn created(&self) -> usize {
         self.next.load(Relaxed)
@@ -263,10 +258,9 @@ mod tests {
     }
 
     #[test]
-    fn acquire_creates_up_to_capacity_then_reuses() {
-        let pool = Pool::new(600);
-        let taken: Vec<u32> = (0..600).map(|_| pool.try_acquire().unwrap()).collect();
-        assert_eq!(pool.try_acquire(), None);
+    fn acquire_creates_when_none_is_free_then_reuses() {
+        let pool = Pool::new();
+        let taken: Vec<u32> = (0..600).map(|_| pool.acquire()).collect();
         assert_eq!(pool.created(), 600);
         // `in_use` counts slots holding a record.
         // SAFETY: owned and unpublished; emptied again below.
@@ -282,10 +276,11 @@ mod tests {
         unsafe { pool.release(taken[7]) };
         // SAFETY: as above.
         unsafe { pool.release(taken[9]) };
-        // Last released, first reused (a stack).
-        assert_eq!(pool.try_acquire(), Some(taken[9]));
-        assert_eq!(pool.try_acquire(), Some(taken[7]));
-        assert_eq!(pool.try_acquire(), None);
+        // Last released, first reused (a stack); then a fresh one.
+        assert_eq!(pool.acquire(), taken[9]);
+        assert_eq!(pool.acquire(), taken[7]);
         assert_eq!(pool.created(), 600);
+        assert_eq!(pool.acquire(), 600);
+        assert_eq!(pool.created(), 601);
     }
 }

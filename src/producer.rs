@@ -291,8 +291,8 @@ impl AioProducer {
             delivered: completed - failed,
             failed,
             in_flight: ledger.in_flight(),
+            max_in_flight: ledger.limit(),
             pool: PoolStats {
-                capacity: pool.capacity(),
                 created: created as usize,
                 in_use: pool.in_use(),
                 reused: acquired.saturating_sub(created),
@@ -357,7 +357,7 @@ impl Inner {
     fn begin_close(&self) {
         let shared = &self.shared;
         shared.ledger.close();
-        shared.pool.space.notify_all();
+        shared.ledger.room().notify_all();
         for worker in shared.workers.iter() {
             worker.space().notify_all();
             worker.force();

@@ -43,8 +43,8 @@ impl Shared {
         max_message_bytes: usize,
     ) -> Self {
         Self {
-            pool: Arc::new(Pool::new(max_in_flight)),
-            ledger: Ledger::new(),
+            pool: Arc::new(Pool::new()),
+            ledger: Ledger::new(max_in_flight as u64),
             workers: (0..workers).map(|_| Mailbox::new(ring_capacity)).collect(),
             timer: Timer::new(),
             max_message_bytes,
@@ -69,7 +69,11 @@ impl Shared {
     pub fn complete(&self, ticket: Ticket, outcome: Outcome) {
         let slot = self.pool.slot(ticket.index());
         let ok = outcome.is_ok();
-        let Some(claim) = slot.complete(ticket.generation(), outcome) else {
+        // The record's room under the bound is freed on the claim, before
+        // its future can see the report: a caller that has read a report
+        // finds the room it freed.
+        let claimed = || self.ledger.free_room();
+        let Some(claim) = slot.complete(ticket.generation(), outcome, claimed) else {
             log::debug!(
                 "ignored a stale delivery report for slot {}",
                 ticket.index()

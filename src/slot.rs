@@ -243,12 +243,19 @@ impl Slot {
             .with(|r| f(unsafe { (*r).as_ref() }.expect(HOLDS)))
     }
 
-    /// Claims the right to complete generation `generation` and records the
-    /// outcome. Returns `None` for a stale or duplicate completion.
+    /// Claims the right to complete generation `generation`, runs `claimed`
+    /// (before anyone can see the outcome), and records the outcome.
+    /// Returns `None`, without running `claimed`, for a stale or duplicate
+    /// completion.
     ///
     /// In callback mode the callback runs here, on the calling thread; a
     /// panic in it is caught and logged so it cannot unwind into librdkafka.
-    pub fn complete(&self, generation: u32, outcome: Outcome) -> Option<Claim> {
+    pub fn complete(
+        &self,
+        generation: u32,
+        outcome: Outcome,
+        claimed: impl FnOnce(),
+    ) -> Option<Claim> {
         let mut state = self.state.load(Acquire);
         loop {
             if state >> GEN_SHIFT != u64::from(generation)
@@ -267,6 +274,7 @@ impl Slot {
             }
         }
         let parity = usize::from(state & PARITY != 0);
+        claimed();
 
         // SAFETY: the claim makes this thread the only one touching the
         // callback and outcome until COMPLETE is published.

@@ -13,6 +13,9 @@ pub struct Stats {
     pub failed: u64,
     /// Records not yet reported (the same as [`len`](crate::AioProducer::len)).
     pub in_flight: u64,
+    /// The bound on records in flight (`queue.buffering.max.messages`):
+    /// `produce` waits, and `try_produce` refuses, while it is reached.
+    pub max_in_flight: u64,
     /// The delivery-slot pool.
     pub pool: PoolStats,
     /// One entry per worker.
@@ -26,12 +29,12 @@ pub struct Stats {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
-    /// The most slots it will hold: the bound on records in flight.
-    pub capacity: usize,
-    /// Slots created so far (each allocated once).
+    /// Slots created so far (each allocated once, then reused): the most
+    /// held at once.
     pub created: usize,
     /// Slots out of the pool now: records in flight plus reports not yet
-    /// taken by their future.
+    /// taken by their future (a future holds its slot until it has read
+    /// the report or is dropped).
     pub in_use: usize,
     /// Acquisitions served by an existing slot.
     pub reused: u64,

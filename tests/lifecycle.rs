@@ -15,6 +15,11 @@ use futures::FutureExt;
 
 const PENDING: usize = 50_000;
 
+/// `len()` counts a record until its report is counted, which is a moment
+/// after its room under the bound was freed: by at most one record per
+/// completing thread (here librdkafka's one).
+const REPORTING: usize = 1;
+
 async fn produce_pending(producer: &AioProducer, topic: &str, n: usize) -> Vec<DeliveryFuture> {
     let mut futures = Vec::with_capacity(n);
     for i in 0..n {
@@ -232,6 +237,9 @@ fn drop_without_close_fails_what_it_cannot_deliver_in_time() {
 fn backpressure_bounds_memory_and_loses_nothing() {
     const N: usize = 100_000;
     const MAX_IN_FLIGHT: usize = 1000;
+    /// Futures the caller holds at most (queued for the reaper, in its hand,
+    /// in ours).
+    const HELD: usize = 256 + 2;
     let cluster = cluster("backpressure", 6);
     let producer = builder(&cluster)
         .ring_capacity(64)
@@ -239,7 +247,7 @@ fn backpressure_bounds_memory_and_loses_nothing() {
         .build()
         .unwrap();
     let delivered = run(Duration::from_secs(120), async {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DeliveryFuture>();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<DeliveryFuture>(HELD - 2);
         let reaper = tokio::spawn(async move {
             let mut delivered = 0;
             while let Some(f) = rx.recv().await {
@@ -250,23 +258,73 @@ fn backpressure_bounds_memory_and_loses_nothing() {
         });
         for i in 0..N {
             let record = Record::new("backpressure").with_payload(i.to_string());
-            tx.send(producer.produce(record).await.expect("accepted"))
-                .unwrap();
+            let future = producer.produce(record).await.expect("accepted");
+            assert!(
+                producer.len() <= MAX_IN_FLIGHT + REPORTING,
+                "bound exceeded"
+            );
+            tx.send(future).await.unwrap();
         }
         drop(tx);
         reaper.await.unwrap()
     });
     assert_eq!(delivered, N);
     let stats = producer.stats();
-    assert_eq!(stats.pool.capacity, MAX_IN_FLIGHT);
+    assert_eq!(stats.max_in_flight, MAX_IN_FLIGHT as u64);
     assert!(
-        stats.pool.created <= MAX_IN_FLIGHT,
+        stats.pool.created <= MAX_IN_FLIGHT + HELD,
         "created {} slots",
         stats.pool.created
     );
     assert_settled(&producer, N as u64);
     let stored = consume_all(&cluster.bootstrap_servers(), "backpressure", 6, N);
     assert_eq!(by_payload(&stored).len(), N);
+}
+
+/// The bound counts records not yet reported, not futures not yet read: a
+/// caller that produces far more than the bound before awaiting anything
+/// (one task, or many tasks each keeping its own futures) does not block
+/// itself.
+#[test]
+fn futures_kept_unread_never_block_produce() {
+    const MAX_IN_FLIGHT: usize = 500;
+    const TASKS: usize = 4;
+    const PER_TASK: usize = 3 * MAX_IN_FLIGHT;
+    let cluster = cluster("kept", 6);
+    let producer = builder(&cluster)
+        .set("queue.buffering.max.messages", MAX_IN_FLIGHT.to_string())
+        .build()
+        .unwrap();
+    run(Duration::from_secs(60), async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let producer = producer.clone();
+                tokio::spawn(async move {
+                    let mut futures = Vec::with_capacity(PER_TASK);
+                    for i in 0..PER_TASK {
+                        let record = Record::new("kept").with_payload(format!("{t}:{i}"));
+                        futures.push(producer.produce(record).await.expect("accepted"));
+                        let len = producer.len();
+                        assert!(len <= MAX_IN_FLIGHT + REPORTING, "bound exceeded");
+                    }
+                    for f in futures {
+                        f.await.expect("delivered");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a producing task panicked");
+        }
+    });
+    let stats = producer.stats();
+    assert!(
+        stats.pool.created >= PER_TASK,
+        "each kept future holds a slot"
+    );
+    assert_settled(&producer, (TASKS * PER_TASK) as u64);
+    let stored = consume_all(&cluster.bootstrap_servers(), "kept", 6, TASKS * PER_TASK);
+    assert_eq!(by_payload(&stored).len(), TASKS * PER_TASK);
 }
 
 #[test]
@@ -292,7 +350,7 @@ fn try_produce_hands_the_record_back_when_full_or_closed() {
         "the very same record comes back"
     );
 
-    first.wait().expect("delivered"); // frees the only slot
+    first.wait().expect("delivered"); // its report freed the only room
     let second = producer.try_produce(record.clone()).expect("room again");
     second.wait().expect("delivered");
     futures::executor::block_on(producer.close());

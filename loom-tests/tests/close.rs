@@ -10,7 +10,7 @@ use loom::thread;
 use loom_tests::*;
 
 fn model() {
-    let ledger = Arc::new(Ledger::new());
+    let ledger = Arc::new(Ledger::new(u64::MAX));
     let queue = Arc::new(Mutex::new(Vec::new()));
     let producer = {
         let (ledger, queue) = (Arc::clone(&ledger), Arc::clone(&queue));

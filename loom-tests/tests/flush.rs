@@ -12,7 +12,7 @@ use loom::thread;
 use loom_tests::*;
 
 fn model() {
-    let ledger = Arc::new(Ledger::new());
+    let ledger = Arc::new(Ledger::new(u64::MAX));
     let a_done = Arc::new(AtomicBool::new(false));
     let a = ledger.admit().unwrap(); // produced before the flush
     let completer = {

@@ -20,9 +20,9 @@ use loom::thread;
 use loom_tests::*;
 
 fn model() {
-    let pool = Arc::new(Pool::new(3));
+    let pool = Arc::new(Pool::new());
     // Put all three on the free stack, so the threads pop and push it.
-    let created: Vec<u32> = (0..3).map(|_| pool.try_acquire().unwrap()).collect();
+    let created: Vec<u32> = (0..3).map(|_| pool.acquire()).collect();
     for index in created {
         // SAFETY: acquired here and never published.
         unsafe { pool.release(index) };
@@ -34,7 +34,7 @@ fn model() {
         .map(|tag| {
             let (pool, released) = (Arc::clone(&pool), Arc::clone(&released));
             thread::spawn(move || {
-                let index = pool.try_acquire().expect("one slot per thread");
+                let index = pool.acquire();
                 let slot = pool.slot(index);
                 // SAFETY: acquired and not published.
                 let generation = unsafe { slot.occupy(record(tag), None, 0) };
@@ -48,6 +48,7 @@ fn model() {
                     let stale = slot.complete(
                         (last >> 32) as u32,
                         Outcome::failed(aioproducer::Error::Purged),
+                        || {},
                     );
                     assert!(
                         stale.is_none(),
@@ -61,9 +62,11 @@ fn model() {
                 released.store(u64::from(index) | (u64::from(generation) << 32), SeqCst);
                 // A report naming the old generation must not complete the
                 // slot, whoever holds it now.
-                let stale = pool
-                    .slot(index)
-                    .complete(generation, Outcome::failed(aioproducer::Error::Purged));
+                let stale = pool.slot(index).complete(
+                    generation,
+                    Outcome::failed(aioproducer::Error::Purged),
+                    || {},
+                );
                 assert!(stale.is_none(), "a stale ticket completed slot {index}");
             })
         })
@@ -74,12 +77,11 @@ fn model() {
     // None lost: every created slot is free again, once.
     assert_eq!(pool.created(), 3);
     assert_eq!(pool.in_use(), 0);
-    let mut free: Vec<u32> = (0..pool.created())
-        .map(|_| pool.try_acquire().unwrap())
-        .collect();
+    let mut free: Vec<u32> = (0..3).map(|_| pool.acquire()).collect();
+    assert_eq!(pool.created(), 3, "a released slot was lost");
     free.sort_unstable();
     free.dedup();
-    assert_eq!(free.len(), pool.created(), "a slot was released twice");
+    assert_eq!(free.len(), 3, "a slot was released twice");
 }
 
 #[test]
@@ -99,8 +101,8 @@ fn pool_model_catches_a_generation_that_is_not_advanced() {
 }
 
 fn stack_model() {
-    let pool = Arc::new(Pool::new(3));
-    let created: Vec<u32> = (0..3).map(|_| pool.try_acquire().unwrap()).collect();
+    let pool = Arc::new(Pool::new());
+    let created: Vec<u32> = (0..3).map(|_| pool.acquire()).collect();
     for &index in created.iter().rev() {
         // SAFETY: acquired here and never published.
         unsafe { pool.release(index) };
@@ -108,7 +110,7 @@ fn stack_model() {
     // Who holds each slot: 0 for the pool.
     let owners: Arc<Vec<AtomicU64>> = Arc::new((0..3).map(|_| AtomicU64::new(0)).collect());
     let take = |pool: &Pool, owners: &[AtomicU64], me: u64| {
-        let index = pool.try_acquire().expect("a free slot");
+        let index = pool.acquire();
         let previous = owners[index as usize].swap(me, SeqCst);
         assert_eq!(previous, 0, "pool corrupted: slot {index} handed out twice");
         index
@@ -130,8 +132,8 @@ fn stack_model() {
     give(&pool, &owners, x);
     give(&pool, &owners, y);
     one.join().unwrap();
-    let mut free: Vec<u32> = (0..3).filter_map(|_| pool.try_acquire()).collect();
-    assert_eq!(free.len(), 3, "pool corrupted: a free slot was lost");
+    let mut free: Vec<u32> = (0..3).map(|_| pool.acquire()).collect();
+    assert_eq!(pool.created(), 3, "pool corrupted: a free slot was lost");
     free.sort_unstable();
     free.dedup();
     assert_eq!(free.len(), 3, "pool corrupted: a slot was freed twice");
