@@ -29,8 +29,12 @@ fn batching(c: &mut Criterion) {
                                 partition: (ticket.index() % 6) as i32,
                             };
                             batches.push(key, ticket);
+                            true
                         });
-                        batches.drain(|_, tickets| handed += tickets.len());
+                        batches.hand_over(|_, tickets| {
+                            handed += tickets.len();
+                            tickets.len()
+                        });
                         assert_eq!(handed, records);
                     },
                     BatchSize::PerIteration,

@@ -90,8 +90,16 @@ impl Batches {
         self.held.len()
     }
 
-    /// Hands every non-empty batch to `f`, oldest first, and empties them.
-    pub fn drain(&mut self, mut f: impl FnMut(BatchKey, &[Ticket])) {
+    /// Records that may still be pushed before the next hand-over.
+    pub fn room(&self) -> usize {
+        self.sorted.len() - self.held.len()
+    }
+
+    /// Hands every non-empty batch to `f`, oldest first. `f` returns how
+    /// many tickets from the front of the batch it took; when that is not
+    /// all of them, it is not called again, and the tickets it left and
+    /// every later batch's stay held, in order, for the next hand-over.
+    pub fn hand_over(&mut self, mut f: impl FnMut(BatchKey, &[Ticket]) -> usize) {
         // Each batch's end offset in `sorted`, in the order batches started.
         let mut end = 0;
         for &batch in &self.used {
@@ -106,19 +114,44 @@ impl Batches {
             self.sorted[*slot] = ticket;
         }
         // `counts` now holds each batch's start.
+        let total = self.held.len();
+        let start_of = |counts: &[usize], used: &[u32], i: usize| {
+            used.get(i).map_or(total, |&batch| counts[batch as usize])
+        };
+        let mut stalled = None;
         for (i, &batch) in self.used.iter().enumerate() {
-            let start = self.counts[batch as usize];
-            let stop = self
-                .used
-                .get(i + 1)
-                .map_or(self.held.len(), |&next| self.counts[next as usize]);
-            f(self.keys[batch as usize], &self.sorted[start..stop]);
+            let (start, stop) = (
+                start_of(&self.counts, &self.used, i),
+                start_of(&self.counts, &self.used, i + 1),
+            );
+            let took = f(self.keys[batch as usize], &self.sorted[start..stop]);
+            if took < stop - start {
+                stalled = Some((i, start + took));
+                break;
+            }
+        }
+        self.held.clear();
+        if let Some((first, from)) = stalled {
+            // Keep what was not taken, in its batches and in order: the
+            // rest of batch `first`, then every later batch whole.
+            let mut i = first;
+            for index in from..total {
+                while index >= start_of(&self.counts, &self.used, i + 1) {
+                    i += 1;
+                }
+                self.held.push((self.used[i], self.sorted[index]));
+            }
         }
         for &batch in &self.used {
             self.counts[batch as usize] = 0;
         }
-        self.used.clear();
-        self.held.clear();
+        for &(batch, _) in &self.held {
+            self.counts[batch as usize] += 1;
+        }
+        match stalled {
+            Some((first, _)) => drop(self.used.drain(..first)),
+            None => self.used.clear(),
+        }
     }
 
     /// Removes and returns every held ticket (for purge).
@@ -151,7 +184,10 @@ mod tests {
         }
         assert_eq!(batches.held(), 5);
         let mut seen = Vec::new();
-        batches.drain(|k, tickets| seen.push((k, tickets.to_vec())));
+        batches.hand_over(|k, tickets| {
+            seen.push((k, tickets.to_vec()));
+            tickets.len()
+        });
         assert_eq!(
             seen,
             vec![
@@ -166,7 +202,10 @@ mod tests {
             batches.push(key(i % 2, -1), t(i));
         }
         let mut seen = Vec::new();
-        batches.drain(|k, tickets| seen.push((k.topic, tickets.to_vec())));
+        batches.hand_over(|k, tickets| {
+            seen.push((k.topic, tickets.to_vec()));
+            tickets.len()
+        });
         assert_eq!(
             seen,
             vec![
@@ -174,6 +213,43 @@ mod tests {
                 (1, vec![t(7), t(9), t(11), t(13)])
             ]
         );
+    }
+
+    #[test]
+    fn a_stalled_hand_over_keeps_the_rest_in_order() {
+        let mut batches = Batches::with_capacity(16);
+        let t = |i| Ticket::new(i, 0);
+        for (partition, i) in [(0, 1), (1, 2), (0, 3), (2, 4), (1, 5), (0, 6), (2, 7)] {
+            batches.push(key(0, partition), t(i));
+        }
+        // Batch 0 goes whole; batch 1 stops after its first ticket.
+        let mut calls = 0;
+        batches.hand_over(|k, tickets| {
+            calls += 1;
+            match k.partition {
+                0 => tickets.len(),
+                _ => 1,
+            }
+        });
+        assert_eq!(calls, 2, "no call after a stall");
+        assert_eq!(batches.held(), 3);
+        // New records join their batches after what was kept.
+        batches.push(key(0, 1), t(8));
+        batches.push(key(0, 0), t(9));
+        let mut seen = Vec::new();
+        batches.hand_over(|k, tickets| {
+            seen.push((k.partition, tickets.to_vec()));
+            tickets.len()
+        });
+        assert_eq!(
+            seen,
+            vec![
+                (1, vec![t(5), t(8)]),
+                (2, vec![t(4), t(7)]),
+                (0, vec![t(9)]),
+            ]
+        );
+        assert_eq!(batches.held(), 0);
     }
 
     #[test]
@@ -186,7 +262,10 @@ mod tests {
         batches.take_all(|t| taken.push(t.index()));
         assert_eq!(taken, vec![0, 1, 2]);
         let mut any = false;
-        batches.drain(|_, _| any = true);
+        batches.hand_over(|_, tickets| {
+            any = true;
+            tickets.len()
+        });
         assert!(!any);
     }
 }

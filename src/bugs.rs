@@ -37,6 +37,12 @@ pub enum Bug {
     /// A report does not wake a producer waiting for room under the bound
     /// on records in flight.
     SkipRoomNotify,
+    /// A producer that finds the worker asleep and its baton held neither
+    /// hands over nor wakes the worker.
+    SkipBusyBatonWake,
+    /// Taking the baton is `Relaxed` instead of `Acquire`: a holder may not
+    /// see the previous holder's writes to the stage.
+    RelaxedBaton,
 }
 
 #[cfg(feature = "loom-bugs")]

@@ -30,6 +30,7 @@ use crate::ring::Ticket;
 use crate::route::worker_for;
 use crate::shared::Shared;
 use crate::slot::Callback;
+use crate::worker::hand_over_for_worker;
 
 /// A record admitted and in its slot, not yet in a ring. Dropping it takes
 /// the record back out and uncounts it.
@@ -41,9 +42,18 @@ struct Staged<'a> {
 }
 
 impl Staged<'_> {
-    /// Pushes the ticket to its worker's ring; hands `self` back when full.
+    /// Pushes the ticket to its worker's ring (handing over on the worker's
+    /// behalf if it sleeps, see `worker.rs`); hands `self` back when full.
     fn push(self) -> Result<Ticket, Self> {
-        match self.shared.workers[self.worker].push(self.ticket) {
+        let (shared, mailbox) = (self.shared, &self.shared.workers[self.worker]);
+        let pushed = if shared.producers_hand_over {
+            mailbox.push_or_hand_over(self.ticket, |stage| {
+                hand_over_for_worker(stage, shared, mailbox)
+            })
+        } else {
+            mailbox.push(self.ticket)
+        };
+        match pushed {
             Ok(()) => {
                 let ticket = self.ticket;
                 std::mem::forget(self);

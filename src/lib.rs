@@ -89,6 +89,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod batch;
+mod baton;
 mod bugs;
 mod config;
 mod delivery;
@@ -129,6 +130,7 @@ pub use transaction::GroupMetadata;
 #[doc(hidden)]
 pub mod __internals {
     pub use crate::batch::{BatchKey, Batches};
+    pub use crate::baton::{Baton, BatonGuard};
     #[cfg(feature = "loom-bugs")]
     pub use crate::bugs::activate;
     pub use crate::bugs::Bug;

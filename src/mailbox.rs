@@ -11,11 +11,13 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crossbeam::utils::CachePadded;
 
+use crate::baton::Baton;
 use crate::bugs::{self, Bug};
 use crate::loom::{AtomicBool, AtomicU64};
 use crate::park::Parker;
 use crate::ring::{Ring, Ticket};
 use crate::timer::Timer;
+use crate::worker::Stage;
 
 /// No deadline armed.
 pub const NO_DEADLINE: u64 = u64::MAX;
@@ -25,6 +27,11 @@ pub const NO_DEADLINE: u64 = u64::MAX;
 pub struct Mailbox {
     pub(crate) ring: Ring,
     pub(crate) parker: Parker,
+    /// The worker's hand-over state, for whoever runs a round (`worker.rs`).
+    stage: Baton<Option<Stage>>,
+    /// When a push last found the worker asleep and took its baton (timer
+    /// clock): a hint of the push rate, for `worker.rs`.
+    pub(crate) asleep_push_at: AtomicU64,
     /// Hand over everything held now (timer or flush).
     force: AtomicBool,
     /// Exit once the ring is empty and nothing is held.
@@ -34,10 +41,12 @@ pub struct Mailbox {
     /// When the oldest held record must be handed over (timer clock), or
     /// `NO_DEADLINE`. Armed by the worker, fired and cleared by the timer.
     deadline: CachePadded<AtomicU64>,
-    /// Records handed to librdkafka (single writer: the worker).
+    /// Records handed to librdkafka (written under the baton).
     records: AtomicU64,
-    /// librdkafka calls made to hand them over (single writer).
+    /// librdkafka calls made to hand them over (written under the baton).
     calls: AtomicU64,
+    /// Of `records`, those producers handed over on the worker's behalf.
+    by_producers: AtomicU64,
 }
 
 impl Mailbox {
@@ -46,6 +55,8 @@ impl Mailbox {
         Self {
             ring: Ring::new(ring_capacity),
             parker: Parker::new(),
+            stage: Baton::new(None),
+            asleep_push_at: AtomicU64::new(0),
             force: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             purge_requested: AtomicU64::new(0),
@@ -53,6 +64,7 @@ impl Mailbox {
             deadline: CachePadded::new(AtomicU64::new(NO_DEADLINE)),
             records: AtomicU64::new(0),
             calls: AtomicU64::new(0),
+            by_producers: AtomicU64::new(0),
         }
     }
 
@@ -64,6 +76,42 @@ impl Mailbox {
         self.ring.push(ticket)?;
         self.parker.wake();
         Ok(())
+    }
+
+    /// Pushes a ticket; then, if the worker sleeps and its stage is free,
+    /// runs `round` on the stage instead of waking it (the caller hands
+    /// over on the worker's behalf). `round` returns whether it left work
+    /// for the worker, which then wakes it. Hands the ticket back when the
+    /// ring is full.
+    ///
+    /// No ticket is left behind: the pusher looks at the worker after its
+    /// push, as in [`Mailbox::push`]. Awake, the worker will see the ticket
+    /// before it sleeps. Asleep, either this pusher takes the baton after
+    /// its push and so drains the ring with the ticket in it (or someone
+    /// drained it first), or the baton is held and the pusher wakes the
+    /// worker, which takes the baton once it is free and drains.
+    pub fn push_or_hand_over(
+        &self,
+        ticket: Ticket,
+        round: impl FnOnce(&mut Option<Stage>) -> bool,
+    ) -> Result<(), Ticket> {
+        self.ring.push(ticket)?;
+        if !self.parker.asleep() {
+            return Ok(());
+        }
+        let left = match self.stage.try_take() {
+            Some(mut stage) => stage.with(round),
+            None => true,
+        };
+        if left && !bugs::active(Bug::SkipBusyBatonWake) {
+            self.force();
+        }
+        Ok(())
+    }
+
+    /// The worker's stage behind its baton.
+    pub fn baton(&self) -> &Baton<Option<Stage>> {
+        &self.stage
     }
 
     /// Notified when the worker makes room in the ring.
@@ -78,16 +126,19 @@ impl Mailbox {
         self.parker.register_current();
     }
 
-    /// Pops up to `max` tickets into `each`, then tells producers waiting
-    /// for room. Returns how many were popped.
-    pub fn drain(&self, max: usize, mut each: impl FnMut(Ticket)) -> usize {
+    /// Pops up to `max` tickets into `each`, stopping early after one for
+    /// which `each` says `false`, then tells producers waiting for room.
+    /// Returns how many were popped.
+    pub fn drain(&self, max: usize, mut each: impl FnMut(Ticket) -> bool) -> usize {
         let mut drained = 0;
         while drained < max {
             let Some(ticket) = self.ring.pop() else {
                 break;
             };
-            each(ticket);
             drained += 1;
+            if !each(ticket) {
+                break;
+            }
         }
         if drained > 0 && !bugs::active(Bug::SkipSpaceNotify) {
             self.ring.space.notify_many(drained);
@@ -150,13 +201,17 @@ impl Mailbox {
         true
     }
 
-    /// Records a hand-over of `records` records in `calls` librdkafka calls,
-    /// and clears the buffer timeout.
-    pub fn handed_over(&self, records: u64, calls: u64) {
-        // Relaxed: statistics with a single writer.
-        self.records
-            .store(self.records.load(Relaxed) + records, Relaxed);
-        self.calls.store(self.calls.load(Relaxed) + calls, Relaxed);
+    /// Records a hand-over of `records` records in `calls` librdkafka calls
+    /// (by a producer on the worker's behalf if `by_producer`), and clears
+    /// the buffer timeout.
+    pub fn handed_over(&self, records: u64, calls: u64, by_producer: bool) {
+        // Relaxed: statistics, written by the baton's holder only.
+        let add = |counter: &AtomicU64, n| counter.store(counter.load(Relaxed) + n, Relaxed);
+        add(&self.records, records);
+        add(&self.calls, calls);
+        if by_producer {
+            add(&self.by_producers, records);
+        }
         self.clear_deadline();
     }
 
@@ -218,8 +273,13 @@ impl Mailbox {
         self.purge_done.load(Acquire) >= request
     }
 
-    /// (records handed over, librdkafka calls).
-    pub fn counters(&self) -> (u64, u64) {
-        (self.records.load(Relaxed), self.calls.load(Relaxed))
+    /// (records handed over, librdkafka calls, records of those that
+    /// producers handed over).
+    pub fn counters(&self) -> (u64, u64, u64) {
+        (
+            self.records.load(Relaxed),
+            self.calls.load(Relaxed),
+            self.by_producers.load(Relaxed),
+        )
     }
 }

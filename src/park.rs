@@ -64,11 +64,28 @@ impl Parker {
     /// Wakes the thread if it is parked or about to park. Call after making
     /// the work visible.
     pub fn wake(&self) {
+        if self.asleep() {
+            self.wake_sleeper();
+        }
+    }
+
+    /// Whether the thread has announced that it sleeps. Call after making
+    /// the work visible. `false`: the thread is awake and will see the work
+    /// before it parks. `true`: it may park without seeing it (or may have
+    /// seen it already), so either do the work yourself or wake the thread
+    /// with [`Parker::wake_sleeper`].
+    pub fn asleep(&self) -> bool {
         // SeqCst: pairs with the fence in `park_unless` (module docs).
         fence(SeqCst);
-        // Relaxed: ordered by the fence; the swap lets one waker of many pay
-        // for the unpark.
-        if self.sleeping.load(Relaxed) && self.sleeping.swap(false, Relaxed) {
+        // Relaxed: ordered by the fence.
+        self.sleeping.load(Relaxed)
+    }
+
+    /// Wakes the thread after [`Parker::asleep`] said it sleeps.
+    pub fn wake_sleeper(&self) {
+        // Relaxed: ordered by `asleep`'s fence; the swap lets one waker of
+        // many pay for the unpark.
+        if self.sleeping.swap(false, Relaxed) {
             if let Some(thread) = self.thread.get() {
                 thread.unpark();
             }

@@ -97,6 +97,7 @@ impl AioProducer {
             builder.workers,
             builder.ring_capacity,
             max_message_bytes,
+            builder.batch_size.is_none(),
         ));
         let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
         let spawned = (0..builder.workers)
@@ -301,12 +302,13 @@ impl AioProducer {
                 .workers
                 .iter()
                 .map(|w| {
-                    let (records, batches) = w.counters();
+                    let (records, batches, by_producers) = w.counters();
                     WorkerStats {
                         ring_depth: w.ring.len(),
                         ring_capacity: w.ring.capacity(),
                         records,
                         batches,
+                        handed_over_by_producers: by_producers,
                     }
                 })
                 .collect(),

@@ -31,6 +31,9 @@ pub struct Shared {
     pub(crate) purge_acks: Notify,
     /// Slots taken for records that were then refused (for pool stats).
     pub(crate) refused: CachePadded<AtomicU64>,
+    /// Whether a producer that finds a worker asleep hands over on its
+    /// behalf (`worker.rs`); not with `batch_size`, which holds records.
+    pub(crate) producers_hand_over: bool,
 }
 
 impl Shared {
@@ -41,6 +44,7 @@ impl Shared {
         workers: usize,
         ring_capacity: usize,
         max_message_bytes: usize,
+        producers_hand_over: bool,
     ) -> Self {
         Self {
             pool: Arc::new(Pool::new()),
@@ -51,6 +55,7 @@ impl Shared {
             librdkafka_stats: Mutex::new(None),
             purge_acks: Notify::new(),
             refused: CachePadded::new(AtomicU64::new(0)),
+            producers_hand_over,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct WorkerStats {
     /// librdkafka calls it made to hand them over (a batch call or a
     /// single-record call each).
     pub batches: u64,
+    /// Of `records`, those that producers handed over on its behalf while
+    /// it slept (no thread hop; see the crate docs).
+    pub handed_over_by_producers: u64,
 }
 
 impl WorkerStats {

@@ -14,7 +14,28 @@
 //!
 //! A busy worker never sleeps; an idle one costs nothing until a producer's
 //! push wakes it.
+//!
+//! # Producers hand over while the worker sleeps
+//!
+//! Everything a round needs (batches, topic handles, the hand-over buffer,
+//! the client) is the worker's [`Stage`], held in a
+//! [`Baton`](crate::baton::Baton) in its
+//! mailbox. The worker holds the baton for each round. By default (no
+//! `batch_size`), a producer that pushed a ticket and finds the worker
+//! asleep takes the baton itself, if it is free, and runs a round on the
+//! worker's behalf ([`hand_over_for_worker`]): no wake-up, no thread hop,
+//! the record reaches librdkafka on the producer's thread, as with a plain
+//! librdkafka loop. Such a round never waits: it uses only topic handles
+//! the worker already made, hands over without `RD_KAFKA_MSG_F_BLOCK`, and
+//! leaves what it could not finish (a new topic, a full librdkafka queue,
+//! records already waiting on the worker) to the worker, which it then
+//! wakes. Pushes that find the worker asleep at a high rate wake it too
+//! (`BUSY_GAP_NANOS`): then batches form, and one batch call per batch
+//! costs less than one call per record. One baton, one ring: records still reach librdkafka in ring
+//! order, whoever hands them over. (See `Mailbox::push_or_hand_over` for
+//! why no ticket is left behind, and `loom-tests/tests/baton.rs`.)
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,13 +44,21 @@ use crate::error::Error;
 use crate::loom::Arc;
 use crate::mailbox::Mailbox;
 use crate::native::client::NativeProducer;
-use crate::native::handover::{Handover, UNASSIGNED};
-use crate::native::topic::TopicCache;
+use crate::native::handover::{Handover, Mode, UNASSIGNED};
+use crate::native::topic::{TopicCache, TopicInfo};
+use crate::record::Record;
+use crate::ring::Ticket;
 use crate::shared::Shared;
 use crate::slot::Outcome;
 
 /// Times an idle worker yields before it parks.
 const GRACE_YIELDS: usize = 2;
+
+/// Pushes that find the worker asleep less than this far apart (faster
+/// than 500k records/s) wake it instead of handing over themselves: at
+/// that rate the worker stays awake between records and hands them over in
+/// batches, which costs less per record than one call each.
+const BUSY_GAP_NANOS: u64 = 2_000;
 
 /// The settings every worker runs with.
 #[derive(Debug, Clone, Copy)]
@@ -40,15 +69,150 @@ pub(crate) struct WorkerConfig {
     pub(crate) check_topic_limits: bool,
 }
 
-/// One worker thread's private state.
-pub(crate) struct Worker {
-    id: usize,
-    shared: Arc<Shared>,
+/// What a round needs, whoever runs it: the worker, or a producer on its
+/// behalf while it sleeps (module docs). Lives in the worker's mailbox,
+/// behind its baton, from the worker's start to its exit.
+#[derive(Debug)]
+pub struct Stage {
     native: Arc<NativeProducer>,
     batches: Batches,
     topics: TopicCache,
     handover: Handover,
+    /// A ticket a producer's round popped but could not place (its topic
+    /// had no handle yet, or a size limit to read): the worker places it
+    /// before anything else in the ring, which came after it.
+    unplaced: Option<Ticket>,
+}
+
+/// How a round may treat a record whose topic needs work that can wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Create the topic handle, read the size limit (the worker).
+    Full,
+    /// Only what is ready; stop at anything else (a producer).
+    Ready,
+}
+
+impl Stage {
+    /// Places one popped ticket in its batch, or fails its record; returns
+    /// `false` (placing nothing) when the topic is not ready for `lookup`.
+    fn place(&mut self, shared: &Shared, ticket: Ticket, lookup: Lookup) -> bool {
+        let Stage {
+            native,
+            batches,
+            topics,
+            ..
+        } = self;
+        let slot = shared.pool.slot(ticket.index());
+        // SAFETY: the ticket was popped under the baton and not handed
+        // over yet; nobody else touches the record.
+        let placed = unsafe {
+            slot.with_record(|record| {
+                let topic = match lookup {
+                    Lookup::Full => topics.get(native, record.topic())?,
+                    Lookup::Ready => match topics.get_ready(record.topic()) {
+                        Some(topic) => topic,
+                        None => return Ok(None),
+                    },
+                };
+                check_limit(record, topic)?;
+                Ok(Some(BatchKey {
+                    topic: topic.index,
+                    partition: record.partition().unwrap_or(UNASSIGNED),
+                }))
+            })
+        };
+        match placed {
+            Ok(Some(key)) => batches.push(key, ticket),
+            Ok(None) => return false,
+            Err(error) => shared.complete(ticket, Outcome::failed(error)),
+        }
+        true
+    }
+
+    /// Hands every batch to librdkafka; in `Mode::NoWait`, stops at a full
+    /// queue and keeps the rest held.
+    fn hand_over(&mut self, shared: &Shared, mailbox: &Mailbox, mode: Mode) {
+        let Stage {
+            native,
+            batches,
+            topics,
+            handover,
+            ..
+        } = self;
+        let (mut records, mut calls) = (0, 0);
+        batches.hand_over(|key, tickets| {
+            let topic = topics.handle(key.topic);
+            let handed =
+                handover.hand_over(shared, native.ptr(), topic, key.partition, tickets, mode);
+            records += handed.done as u64;
+            calls += handed.calls;
+            handed.done
+        });
+        mailbox.handed_over(records, calls, mode == Mode::NoWait);
+    }
+}
+
+/// Refuses a record larger than its topic's `max.message.bytes`, if known.
+fn check_limit(record: &Record, topic: TopicInfo) -> Result<(), Error> {
+    match topic.limit {
+        Some(max) if record.batch_size_alone() > max => Err(Error::RecordTooLargeForTopic {
+            topic: record.topic().to_string(),
+            size: record.batch_size_alone(),
+            max,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A producer's round on the worker's behalf, run under the baton when it
+/// found the worker asleep (module docs): drains the ring and hands it over
+/// without waiting. Returns `true` when it left work for the worker.
+pub(crate) fn hand_over_for_worker(
+    stage: &mut Option<Stage>,
+    shared: &Shared,
+    mailbox: &Mailbox,
+) -> bool {
+    let Some(stage) = stage else {
+        // The worker has exited; only close's last steps get here.
+        return true;
+    };
+    if stage.unplaced.is_some() || stage.batches.held() > 0 {
+        // Earlier records wait on the worker: ours go after them.
+        return true;
+    }
+    let now = shared.timer.now();
+    // Relaxed: a hint about the rate of pushes; any value is safe.
+    let previous = mailbox.asleep_push_at.swap(now, Relaxed);
+    if now.saturating_sub(previous) < BUSY_GAP_NANOS {
+        return true;
+    }
+    let max = stage.batches.room();
+    let mut unplaced = None;
+    mailbox.drain(max, |ticket| {
+        let placed = stage.place(shared, ticket, Lookup::Ready);
+        if !placed {
+            unplaced = Some(ticket);
+        }
+        placed
+    });
+    stage.hand_over(shared, mailbox, Mode::NoWait);
+    stage.unplaced = unplaced;
+    unplaced.is_some() || stage.batches.held() > 0 || !mailbox.ring.is_empty()
+}
+
+/// One worker thread.
+pub(crate) struct Worker {
+    id: usize,
+    shared: Arc<Shared>,
     config: WorkerConfig,
+}
+
+/// What the worker does after a round.
+enum Next {
+    Again,
+    Idle,
+    Exit,
 }
 
 impl Worker {
@@ -63,133 +227,104 @@ impl Worker {
         // a round ends with a hand-over once `batch_size` are held.
         let ring_capacity = shared.workers[id].ring.capacity();
         let max_held = ring_capacity + config.batch_size.map_or(0, |size| size - 1);
-        let worker = Worker {
-            id,
-            shared,
+        let stage = Stage {
             native,
             batches: Batches::with_capacity(max_held),
             topics: TopicCache::new(config.check_topic_limits),
             handover: Handover::default(),
-            config,
+            unplaced: None,
         };
+        shared.workers[id]
+            .baton()
+            .take()
+            .with(|slot| *slot = Some(stage));
+        let worker = Worker { id, shared, config };
         std::thread::Builder::new()
             .name(format!("aioproducer-worker-{id}"))
             .spawn(move || worker.run())
     }
 
-    fn run(mut self) {
+    fn run(self) {
         let shared = Arc::clone(&self.shared);
         let mailbox = &shared.workers[self.id];
         mailbox.register_worker();
         loop {
-            if let Some(request) = mailbox.purge_pending() {
-                self.purge(mailbox);
-                mailbox.purge_served(request);
-                shared.purge_acks.notify_all();
-                continue;
-            }
-            let forced = mailbox.take_force();
-            let stopping = mailbox.stopping();
-            let drained = self.drain(mailbox);
-            let due = match self.config.batch_size {
-                None => true,
-                Some(size) => forced || stopping || self.batches.held() >= size,
-            };
-            if self.batches.held() > 0 {
-                if due {
-                    self.hand_over(mailbox);
-                } else {
-                    let timer = &shared.timer;
-                    let timeout = self.config.buffer_timeout.as_nanos() as u64;
-                    mailbox.arm_deadline(timer.now().saturating_add(timeout), timer);
-                }
-            }
-            if drained == 0 && (self.batches.held() == 0 || !due) {
-                if stopping && self.batches.held() == 0 && mailbox.ring.is_empty() {
-                    break;
-                }
-                // A brief grace period before sleeping: under load the next
-                // ticket is usually a moment away, and a worker that parks
-                // after every drain costs each producer a futex wake-up and
-                // hands over tiny batches. Yielding (not spinning) gives the
-                // CPU to the producers meanwhile.
-                for _ in 0..GRACE_YIELDS {
-                    if !mailbox.ring.is_empty() {
-                        break;
+            let next = mailbox.baton().take().with(|stage| {
+                let stage = stage.as_mut().expect("the worker's stage");
+                self.round(mailbox, stage)
+            });
+            match next {
+                Next::Again => {}
+                Next::Exit => break,
+                Next::Idle => {
+                    // A brief grace period before sleeping: under load the
+                    // next ticket is usually a moment away, and a worker that
+                    // parks after every drain costs each producer a futex
+                    // wake-up and hands over tiny batches. Yielding (not
+                    // spinning) gives the CPU to the producers meanwhile.
+                    for _ in 0..GRACE_YIELDS {
+                        if !mailbox.ring.is_empty() {
+                            break;
+                        }
+                        std::thread::yield_now();
                     }
-                    std::thread::yield_now();
-                }
-                if mailbox.ring.is_empty() {
-                    mailbox.park();
+                    if mailbox.ring.is_empty() {
+                        mailbox.park();
+                    }
                 }
             }
         }
+        // Topic handles go before the client does.
+        drop(mailbox.baton().take().with(Option::take));
     }
 
-    /// Moves up to one ring's worth of tickets into batches.
-    fn drain(&mut self, mailbox: &Mailbox) -> usize {
-        let Worker {
-            shared,
-            native,
-            batches,
-            topics,
-            ..
-        } = self;
-        mailbox.drain(mailbox.ring.capacity(), |ticket| {
-            let slot = shared.pool.slot(ticket.index());
-            // SAFETY: we popped the ticket; nobody else touches the record
-            // until we hand it over.
-            let placed = unsafe {
-                slot.with_record(|record| {
-                    let topic = topics.get(native, record.topic())?;
-                    if let Some(max) = topic.limit {
-                        let size = record.batch_size_alone();
-                        if size > max {
-                            return Err(Error::RecordTooLargeForTopic {
-                                topic: record.topic().to_string(),
-                                size,
-                                max,
-                            });
-                        }
-                    }
-                    Ok(BatchKey {
-                        topic: topic.index,
-                        partition: record.partition().unwrap_or(UNASSIGNED),
-                    })
-                })
-            };
-            match placed {
-                Ok(key) => batches.push(key, ticket),
-                Err(error) => shared.complete(ticket, Outcome::failed(error)),
+    /// One round under the baton (module docs, steps 1–3).
+    fn round(&self, mailbox: &Mailbox, stage: &mut Stage) -> Next {
+        let shared = &*self.shared;
+        if let Some(request) = mailbox.purge_pending() {
+            let fail = |ticket| shared.complete(ticket, Outcome::failed(Error::Purged));
+            if let Some(ticket) = stage.unplaced.take() {
+                fail(ticket);
             }
-        })
-    }
-
-    /// Hands every batch to librdkafka.
-    fn hand_over(&mut self, mailbox: &Mailbox) {
-        let Worker {
-            shared,
-            native,
-            batches,
-            topics,
-            handover,
-            ..
-        } = self;
-        let records = batches.held() as u64;
-        let mut calls = 0;
-        batches.drain(|key, tickets| {
-            let topic = topics.handle(key.topic);
-            calls += handover.hand_over(shared, native.ptr(), topic, key.partition, tickets);
-        });
-        mailbox.handed_over(records, calls);
-    }
-
-    /// Fails everything in the ring and in the batches with `Purged`.
-    fn purge(&mut self, mailbox: &Mailbox) {
-        let shared = &self.shared;
-        let fail = |ticket| shared.complete(ticket, Outcome::failed(Error::Purged));
-        mailbox.drain(usize::MAX, fail);
-        self.batches.take_all(fail);
-        mailbox.clear_deadline();
+            mailbox.drain(usize::MAX, |ticket| {
+                fail(ticket);
+                true
+            });
+            stage.batches.take_all(fail);
+            mailbox.clear_deadline();
+            mailbox.purge_served(request);
+            shared.purge_acks.notify_all();
+            return Next::Again;
+        }
+        let forced = mailbox.take_force();
+        let stopping = mailbox.stopping();
+        let mut drained = 0;
+        if let Some(ticket) = stage.unplaced.take() {
+            stage.place(shared, ticket, Lookup::Full);
+            drained += 1;
+        }
+        let max = stage.batches.room().min(mailbox.ring.capacity());
+        drained += mailbox.drain(max, |ticket| stage.place(shared, ticket, Lookup::Full));
+        let due = match self.config.batch_size {
+            None => true,
+            Some(size) => forced || stopping || stage.batches.held() >= size,
+        };
+        if stage.batches.held() > 0 {
+            if due {
+                stage.hand_over(shared, mailbox, Mode::Wait);
+            } else {
+                let timer = &shared.timer;
+                let timeout = self.config.buffer_timeout.as_nanos() as u64;
+                mailbox.arm_deadline(timer.now().saturating_add(timeout), timer);
+            }
+        }
+        let held = stage.batches.held();
+        if drained > 0 || (held > 0 && due) {
+            return Next::Again;
+        }
+        if stopping && held == 0 && mailbox.ring.is_empty() {
+            return Next::Exit;
+        }
+        Next::Idle
     }
 }

@@ -29,7 +29,7 @@ fn model() {
     mailbox.register_worker();
     let mut seen = 0;
     while seen < 2 {
-        seen += mailbox.drain(1, |_| {});
+        seen += mailbox.drain(1, |_| true);
         if seen < 2 {
             mailbox.park();
         }

@@ -16,7 +16,7 @@ fn model() {
             mailbox.register_worker();
             let mut seen = 0;
             loop {
-                seen += mailbox.drain(2, |_| {});
+                seen += mailbox.drain(2, |_| true);
                 if seen == 2 {
                     return;
                 }

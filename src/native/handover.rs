@@ -14,9 +14,15 @@
 //! record carries its own partition (`RD_KAFKA_MSG_F_PARTITION`) so the
 //! batch call takes the path that releases the topic lock while blocked.
 //!
-//! A record librdkafka refuses at once (unknown partition, fatal error,
-//! transactional state) is failed on the worker thread with librdkafka's
-//! error; its neighbours are unaffected.
+//! A producer handing over on the worker's behalf (see `worker.rs`) must
+//! never wait, so it hands over without `RD_KAFKA_MSG_F_BLOCK`: on a full
+//! queue librdkafka refuses the record with `QUEUE_FULL`, and the batch
+//! call every record after it too, so the records from that one on are
+//! kept, in order, for the worker (which waits).
+//!
+//! A record librdkafka refuses for any other reason (unknown partition,
+//! fatal error, transactional state) is failed on the handing-over thread
+//! with librdkafka's error; its neighbours are unaffected.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
@@ -34,7 +40,24 @@ use crate::slot::Outcome;
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 pub(crate) const UNASSIGNED: i32 = -1;
 
-const FLAGS: c_int = rd::RD_KAFKA_MSG_F_BLOCK | rd::RD_KAFKA_MSG_F_PARTITION;
+/// Whether a full librdkafka queue waits (the worker) or stops the
+/// hand-over (a producer on the worker's behalf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Wait,
+    NoWait,
+}
+
+impl Mode {
+    fn flags(self) -> c_int {
+        match self {
+            Mode::Wait => rd::RD_KAFKA_MSG_F_BLOCK,
+            Mode::NoWait => 0,
+        }
+    }
+}
+
+const QUEUE_FULL: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
 
 /// Records per batch call at most: large enough that the call's fixed cost
 /// vanishes, small enough to preallocate the buffer once.
@@ -58,9 +81,19 @@ impl Default for Handover {
 // on one thread; it is empty whenever the worker could be moved.
 unsafe impl Send for Handover {}
 
+/// What one batch's hand-over came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Handed {
+    /// librdkafka calls made.
+    pub(crate) calls: u64,
+    /// Records from the front of the batch that librdkafka took or that
+    /// failed; the rest (only in `Mode::NoWait`, on a full queue) are the
+    /// caller's to keep.
+    pub(crate) done: usize,
+}
+
 impl Handover {
     /// Hands `tickets` (one topic and partition, in order) to librdkafka.
-    /// Returns the number of librdkafka calls made.
     pub(crate) fn hand_over(
         &mut self,
         shared: &Shared,
@@ -68,11 +101,14 @@ impl Handover {
         topic: &NativeTopic,
         partition: i32,
         tickets: &[Ticket],
-    ) -> u64 {
+        mode: Mode,
+    ) -> Handed {
         let mut calls = 0;
-        for &ticket in tickets {
+        // Where the pending run of plain records starts in `tickets`.
+        let mut run_start = 0;
+        for (i, &ticket) in tickets.iter().enumerate() {
             let slot = shared.pool.slot(ticket.index());
-            // SAFETY: the worker popped this ticket and has not handed it
+            // SAFETY: the caller popped this ticket and has not handed it
             // over yet, so nobody else touches the record.
             let queued = unsafe {
                 slot.with_record(|record| {
@@ -85,28 +121,56 @@ impl Handover {
             };
             if queued {
                 if self.messages.len() == MAX_RUN {
-                    calls += self.flush(shared, topic);
+                    calls += 1;
+                    if let Some(kept) = self.flush(shared, topic, mode) {
+                        return Handed {
+                            calls,
+                            done: run_start + kept,
+                        };
+                    }
+                    run_start = i + 1;
                 }
                 continue;
             }
             // The run before this record goes first, to keep the order.
-            calls += self.flush(shared, topic) + 1;
+            if !self.messages.is_empty() {
+                calls += 1;
+                if let Some(kept) = self.flush(shared, topic, mode) {
+                    return Handed {
+                        calls,
+                        done: run_start + kept,
+                    };
+                }
+            }
+            calls += 1;
             // SAFETY: as above; the flush did not include this record.
             let sent = unsafe {
-                slot.with_record(|record| produce_one(rk, topic, partition, record, ticket))
+                slot.with_record(|record| produce_one(rk, topic, partition, record, ticket, mode))
             };
-            if let Err(code) = sent {
-                shared.complete(ticket, Outcome::failed(Error::kafka(code)));
+            match sent {
+                Ok(()) => {}
+                Err(QUEUE_FULL) if mode == Mode::NoWait => return Handed { calls, done: i },
+                Err(code) => shared.complete(
+                    ticket,
+                    Outcome::failed(Error::kafka(RDKafkaErrorCode::from(code))),
+                ),
+            }
+            run_start = i + 1;
+        }
+        let mut done = tickets.len();
+        if !self.messages.is_empty() {
+            calls += 1;
+            if let Some(kept) = self.flush(shared, topic, mode) {
+                done = run_start + kept;
             }
         }
-        calls + self.flush(shared, topic)
+        Handed { calls, done }
     }
 
-    /// Sends the pending run of plain records in one batch call.
-    fn flush(&mut self, shared: &Shared, topic: &NativeTopic) -> u64 {
-        if self.messages.is_empty() {
-            return 0;
-        }
+    /// Sends the pending run of plain records in one batch call. Returns
+    /// `None` when every record was taken or failed, or, when a full queue
+    /// stopped the call (`Mode::NoWait`), how many at the front were.
+    fn flush(&mut self, shared: &Shared, topic: &NativeTopic, mode: Mode) -> Option<usize> {
         let count = c_int::try_from(self.messages.len()).expect("a run fits in a c_int");
         // SAFETY: `messages` holds `count` initialised entries whose payload
         // and key pointers stay valid until their delivery reports (slots
@@ -115,21 +179,31 @@ impl Handover {
             rd::rd_kafka_produce_batch(
                 topic.ptr(),
                 UNASSIGNED,
-                FLAGS,
+                mode.flags() | rd::RD_KAFKA_MSG_F_PARTITION,
                 self.messages.as_mut_ptr(),
                 count,
             )
         };
+        let mut stopped = None;
         if accepted < count {
-            for m in &self.messages {
-                if m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let error = Error::kafka(RDKafkaErrorCode::from(m.err));
-                    shared.complete(Ticket::from_opaque(m._private), Outcome::failed(error));
+            for (i, m) in self.messages.iter().enumerate() {
+                match m.err {
+                    rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {}
+                    // librdkafka refuses every record after the first
+                    // that found the queue full.
+                    QUEUE_FULL if mode == Mode::NoWait => {
+                        stopped = Some(i);
+                        break;
+                    }
+                    err => {
+                        let error = Error::kafka(RDKafkaErrorCode::from(err));
+                        shared.complete(Ticket::from_opaque(m._private), Outcome::failed(error));
+                    }
                 }
             }
         }
         self.messages.clear();
-        1
+        stopped
     }
 }
 
@@ -164,7 +238,8 @@ fn produce_one(
     partition: i32,
     record: &Record,
     ticket: Ticket,
-) -> Result<(), RDKafkaErrorCode> {
+    mode: Mode,
+) -> Result<(), rd::rd_kafka_resp_err_t> {
     use rd::rd_kafka_vtype_t as V;
     use rd::rd_kafka_vu_s__bindgen_ty_1 as U;
     let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
@@ -205,12 +280,7 @@ fn produce_one(
                 ptr: ticket.to_opaque(),
             },
         ),
-        vu(
-            V::RD_KAFKA_VTYPE_MSGFLAGS,
-            U {
-                i: rd::RD_KAFKA_MSG_F_BLOCK,
-            },
-        ),
+        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: mode.flags() }),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
     ];
@@ -234,7 +304,7 @@ fn produce_one(
     // SAFETY: `error` is ours to read and destroy; on failure the headers
     // stay ours too.
     unsafe {
-        let code = RDKafkaErrorCode::from(rd::rd_kafka_error_code(error));
+        let code = rd::rd_kafka_error_code(error);
         rd::rd_kafka_error_destroy(error);
         if !headers.is_null() {
             rd::rd_kafka_headers_destroy(headers);

@@ -146,6 +146,27 @@ impl TopicCache {
         Ok(info)
     }
 
+    /// The handle index and limit of `topic` if its handle exists and its
+    /// limit needs no reading now: what a round that must not wait may use.
+    pub(crate) fn get_ready(&mut self, topic: &Topic) -> Option<TopicInfo> {
+        if let Some((last, info)) = &self.last {
+            if last == topic {
+                return Some(*info);
+            }
+        }
+        let index = *self.index.get(topic)?;
+        let entry = &self.entries[index as usize];
+        if self.check_limits && entry.refresh_at <= Instant::now() {
+            return None;
+        }
+        let info = TopicInfo {
+            index,
+            limit: entry.limit,
+        };
+        self.last = Some((topic.clone(), info));
+        Some(info)
+    }
+
     /// The handle at `index` (from [`TopicCache::get`]).
     pub(crate) fn handle(&self, index: u32) -> &NativeTopic {
         &self.entries[index as usize].handle
