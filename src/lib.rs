@@ -42,7 +42,7 @@
 //!
 //! ```text
 //!  callers (any thread/runtime)
-//!    │ produce(record): validate → slot from Pool → Ledger.admit → push ticket
+//!    │ produce(record): validate → Ledger.admit → slot from Pool → push ticket
 //!    ▼
 //!  Ring 0 … Ring N-1          one bounded lock-free ArrayQueue per worker;
 //!    │                        a key (or explicit partition) always maps to one ring
@@ -60,7 +60,9 @@
 //!
 //! No thread of ours polls: the delivery report completes the future on
 //! librdkafka's background thread. Idle workers and the timer park; busy
-//! ones never sleep. In steady state nothing is allocated per record: slots
+//! ones never sleep. A producer that finds its worker asleep hands its
+//! record to librdkafka itself (it takes the worker's baton, and never
+//! waits), so at low load there is no wake-up and no thread hop. In steady state nothing is allocated per record: slots
 //! are reused, rings and batches are preallocated, and payloads are handed
 //! to librdkafka without copying. `docs/ARCHITECTURE.md` has the long form.
 //!
@@ -73,7 +75,9 @@
 //! - the slot pool (`pool.rs`);
 //! - the ledger behind `flush`, `close` and `len` (`ledger.rs`);
 //! - the wait lists for backpressure and flush (`notify.rs`);
-//! - parking and waking workers and the timer (`park.rs`, `timer.rs`).
+//! - parking and waking workers and the timer (`park.rs`, `timer.rs`);
+//! - producers handing over for a sleeping worker (`baton.rs`,
+//!   `mailbox.rs`, `worker.rs`).
 //!
 //! All of them take their atomics, cells and threads from one shim
 //! (`loom.rs`), so building with `--cfg aioproducer_loom` runs the same code

@@ -156,10 +156,12 @@ impl AioProducer {
 
     /// Queues a record whose report goes to `callback` instead of a future.
     ///
-    /// The callback runs on the thread that completes the record
-    /// (librdkafka's background thread, or a worker for records refused at
-    /// hand-over). It must not block, since it delays every other report; a
-    /// panic in it is caught and logged. A capturing closure is boxed (one
+    /// The callback runs on the thread that completes the record:
+    /// librdkafka's background thread, or, for a record refused while it
+    /// was handed over, the thread that handed it over (a worker, or a
+    /// producing thread, inside its `produce` call, when it handed over for
+    /// a sleeping worker). It must not block, since it delays every other
+    /// report; a panic in it is caught and logged. A capturing closure is boxed (one
     /// allocation per record); a zero-sized one is not.
     pub async fn produce_with_callback<F>(
         &self,
