@@ -372,8 +372,10 @@ Raw results of every run: [benchmarks.json](benchmarks.json).
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--root", required=True)
-    parser.add_argument("--perf", required=True)
-    parser.add_argument("--python", required=True)
+    parser.add_argument("--perf")
+    parser.add_argument("--python")
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite the page and chart from the last run's benchmarks.json, measuring nothing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default=None)
@@ -382,14 +384,22 @@ def main():
         args.rounds = 1
     out_dir = args.out or os.path.join(args.root, "docs")
     os.makedirs(out_dir, exist_ok=True)
-    info = versions(args)
-    results = measure(args)
-    with open(os.path.join(out_dir, "benchmarks.json"), "w") as f:
-        json.dump({"info": info, "rounds": args.rounds, "settings": SETTINGS, "results": results}, f, indent=1)
+    raw = os.path.join(out_dir, "benchmarks.json")
+    if args.render:
+        with open(raw) as f:
+            saved = json.load(f)
+        info, results, args.rounds = saved["info"], saved["results"], saved["rounds"]
+    else:
+        if not (args.perf and args.python):
+            parser.error("--perf and --python are needed to measure")
+        info = versions(args)
+        results = measure(args)
+        with open(raw, "w") as f:
+            json.dump({"info": info, "rounds": args.rounds, "settings": SETTINGS, "results": results}, f, indent=1)
     chart(results, out_dir)
     with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write(page(results, info, args))
-    log(f"wrote {out_dir}/benchmarks.md, benchmarks.png, benchmarks.json")
+    log(f"wrote {out_dir}/benchmarks.md, benchmarks.png" + ("" if args.render else ", benchmarks.json"))
 
 
 if __name__ == "__main__":
