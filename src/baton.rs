@@ -3,15 +3,20 @@
 //! its records over itself instead of waking it.
 //!
 //! Taking it is one CAS (`false → true`, Acquire) and giving it back one
-//! store (Release), so whatever one holder did to the state happens before
-//! the next holder sees it. Producers only ever *try*; the worker, which
-//! must eventually run, yields until it gets it. Holders never block while
-//! holding it (a producer's round never waits: see `worker.rs`), so the
-//! worker's wait is as short as one round.
+//! swap (Release), so whatever one holder did to the state happens before
+//! the next holder sees it. Producers only ever *try*, and never wait while
+//! they hold it (see `worker.rs`). The worker, which must eventually run,
+//! yields until it gets it; it may itself hold the baton for long (blocked
+//! in librdkafka on a full queue, or reading a topic's size limit), but
+//! then producers simply do not get it and wake it instead.
 //!
 //! The value is reached only through [`BatonGuard::with`], so that the loom
 //! build tracks every access and the models in `loom-tests/` check that two
-//! holders never overlap.
+//! holders never overlap. A panic inside `with` aborts the process: the
+//! value (batches half handed over, tickets popped and not yet placed) can
+//! be left in a state the next holder would trust, and records whose bytes
+//! librdkafka still references could be freed. (Not under loom, where a
+//! panic is how a model reports what it found.)
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
@@ -84,11 +89,29 @@ impl<T> std::fmt::Debug for BatonGuard<'_, T> {
 }
 
 impl<T> BatonGuard<'_, T> {
-    /// Runs `f` on the value.
+    /// Runs `f` on the value; a panic in `f` aborts (module docs).
     pub fn with<R>(&mut self, f: impl FnOnce(&mut T) -> R) -> R {
+        let abort = AbortOnUnwind;
         // SAFETY: holding the baton makes this thread the value's only user
         // (module docs); `&mut self` keeps this borrow unique on our side.
-        self.baton.value.with_mut(|value| f(unsafe { &mut *value }))
+        let result = self.baton.value.with_mut(|value| f(unsafe { &mut *value }));
+        std::mem::forget(abort);
+        result
+    }
+}
+
+/// Aborts the process when dropped, which only happens while unwinding out
+/// of [`BatonGuard::with`].
+struct AbortOnUnwind;
+
+impl Drop for AbortOnUnwind {
+    fn drop(&mut self) {
+        #[cfg(not(aioproducer_loom))]
+        {
+            log::error!("a panic while handing records to librdkafka; aborting");
+            eprintln!("aioproducer: a panic while handing records to librdkafka left a worker's state half-updated; aborting");
+            std::process::abort();
+        }
     }
 }
 

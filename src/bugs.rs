@@ -40,6 +40,9 @@ pub enum Bug {
     /// A producer that finds the worker asleep and its baton held neither
     /// hands over nor wakes the worker.
     SkipBusyBatonWake,
+    /// A producer whose round left work for the worker (records it could
+    /// not hand over without waiting) does not wake it.
+    SkipLeftWorkWake,
     /// Taking the baton is `Relaxed` instead of `Acquire`: a holder may not
     /// see the previous holder's writes to the stage.
     RelaxedBaton,

@@ -15,6 +15,10 @@ use crate::producer::AioProducer;
 /// default bound on records in flight.
 const DEFAULT_MAX_IN_FLIGHT: usize = 100_000;
 
+/// The largest bound on records in flight: librdkafka's own limit, which we
+/// set one higher, stops at `i32::MAX`.
+const LIMIT_MAX: usize = i32::MAX as usize - 1;
+
 /// Shown instead of a secret's value.
 const REDACTED: &str = "[redacted]";
 
@@ -191,12 +195,12 @@ impl AioProducerBuilder {
             Some(v) => v
                 .parse::<usize>()
                 .ok()
-                .filter(|n| (1..=u32::MAX as usize).contains(n))
+                .filter(|n| (1..=LIMIT_MAX).contains(n))
                 .ok_or_else(|| {
                     own(
                         "queue.buffering.max.messages",
                         v.clone(),
-                        "must be a whole number from 1 to 4294967295",
+                        "must be a whole number from 1 to 2147483646",
                     )
                 })?,
         };
@@ -206,7 +210,14 @@ impl AioProducerBuilder {
         for (key, value) in &self.properties {
             config.set(key, value);
         }
-        config.set("queue.buffering.max.messages", max_in_flight.to_string());
+        // One more than our bound: a report frees its record's room in our
+        // ledger inside librdkafka's delivery callback, a moment before
+        // librdkafka uncounts the message, so one record may be admitted
+        // into that gap (reports come from one thread: never two).
+        config.set(
+            "queue.buffering.max.messages",
+            (max_in_flight + 1).to_string(),
+        );
         Ok((config, max_in_flight))
     }
 }

@@ -46,21 +46,27 @@ impl Staged<'_> {
     /// behalf if it sleeps, see `worker.rs`); hands `self` back when full.
     fn push(self) -> Result<Ticket, Self> {
         let (shared, mailbox) = (self.shared, &self.shared.workers[self.worker]);
-        let pushed = if shared.producers_hand_over {
-            mailbox.push_or_hand_over(self.ticket, |stage| {
-                hand_over_for_worker(stage, shared, mailbox)
-            })
-        } else {
-            mailbox.push(self.ticket)
-        };
-        match pushed {
-            Ok(()) => {
-                let ticket = self.ticket;
-                std::mem::forget(self);
-                Ok(ticket)
-            }
-            Err(_) => Err(self),
+        if !shared.producers_hand_over {
+            return match mailbox.push(self.ticket) {
+                Ok(()) => Ok(self.disarm()),
+                Err(_) => Err(self),
+            };
         }
+        if mailbox.ring.push(self.ticket).is_err() {
+            return Err(self);
+        }
+        // The ticket is out of our hands from here: a round may hand it to
+        // librdkafka, so nothing may take the record back.
+        let ticket = self.disarm();
+        mailbox.hand_over_or_wake(|stage| hand_over_for_worker(stage, shared, mailbox));
+        Ok(ticket)
+    }
+
+    /// The ticket, now published: dropping `self` no longer undoes it.
+    fn disarm(self) -> Ticket {
+        let ticket = self.ticket;
+        std::mem::forget(self);
+        ticket
     }
 
     /// Undoes the admission and returns the record.

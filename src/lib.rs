@@ -153,6 +153,15 @@ pub mod __internals {
     pub fn delivery_future(pool: crate::loom::Arc<Pool>, index: u32) -> crate::DeliveryFuture {
         crate::DeliveryFuture::new(pool, index)
     }
+
+    /// `produce`'s intake of `record` into `shared`: resolves to its ticket
+    /// once admitted and queued, waiting for room as `produce` does.
+    pub fn intake(
+        shared: &Shared,
+        record: crate::Record,
+    ) -> impl std::future::Future<Output = Result<Ticket, crate::DeliveryError>> + '_ {
+        crate::intake::Intake::new(shared, record, None, true)
+    }
 }
 
 // The README's examples compile and run as doctests.

@@ -96,17 +96,24 @@ impl Mailbox {
         round: impl FnOnce(&mut Option<Stage>) -> bool,
     ) -> Result<(), Ticket> {
         self.ring.push(ticket)?;
+        self.hand_over_or_wake(round);
+        Ok(())
+    }
+
+    /// The second half of [`Mailbox::push_or_hand_over`], for a caller that
+    /// pushed to [`Mailbox::ring`] itself (and had to settle its own
+    /// bookkeeping first).
+    pub(crate) fn hand_over_or_wake(&self, round: impl FnOnce(&mut Option<Stage>) -> bool) {
         if !self.parker.asleep() {
-            return Ok(());
+            return;
         }
         let left = match self.stage.try_take() {
-            Some(mut stage) => stage.with(round),
-            None => true,
+            Some(mut stage) => stage.with(round) && !bugs::active(Bug::SkipLeftWorkWake),
+            None => !bugs::active(Bug::SkipBusyBatonWake),
         };
-        if left && !bugs::active(Bug::SkipBusyBatonWake) {
+        if left {
             self.force();
         }
-        Ok(())
     }
 
     /// The worker's stage behind its baton.

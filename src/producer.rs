@@ -21,7 +21,7 @@ use crate::slot::Callback;
 use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::timer::Timer;
 use crate::wait::block_on;
-use crate::worker::{Worker, WorkerConfig};
+use crate::worker::{take_stage, Worker, WorkerConfig};
 use futures::FutureExt;
 
 /// An asynchronous Kafka producer: lock-free intake from any thread or
@@ -100,12 +100,28 @@ impl AioProducer {
             builder.batch_size.is_none(),
         ));
         let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
+        let mut workers = Vec::with_capacity(builder.workers);
         let spawned = (0..builder.workers)
-            .map(|id| Worker::spawn(id, Arc::clone(&shared), Arc::clone(&native), worker_config))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|workers| Ok((workers, Timer::spawn(Arc::clone(&shared))?)));
-        let (workers, timer) =
-            spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
+            .try_for_each(|id| {
+                let worker =
+                    Worker::spawn(id, Arc::clone(&shared), Arc::clone(&native), worker_config)?;
+                workers.push(worker);
+                Ok(())
+            })
+            .and_then(|()| Timer::spawn(Arc::clone(&shared)));
+        let timer = match spawned {
+            Ok(timer) => timer,
+            Err(e) => {
+                // Stop what did start, so that nothing keeps the client alive.
+                for mailbox in shared.workers.iter() {
+                    mailbox.stop();
+                }
+                for worker in workers {
+                    let _ = worker.join();
+                }
+                return Err(Error::Client(format!("could not start a thread: {e}")));
+            }
+        };
         Ok(Self {
             inner: std::sync::Arc::new(Inner {
                 shared,
@@ -143,6 +159,10 @@ impl AioProducer {
 
     /// Queues a record if there is room right now; never waits. A full
     /// producer or ring hands the record back with [`Error::QueueFull`].
+    ///
+    /// Like `produce`, it may hand queued records to librdkafka itself when
+    /// the worker sleeps (no waiting, but up to a ring's worth of work; see
+    /// the crate docs).
     pub fn try_produce(&self, record: Record) -> Result<DeliveryFuture, DeliveryError> {
         let ticket = self.try_intake(record, None)?;
         Ok(self.future(ticket))
@@ -388,6 +408,11 @@ impl Inner {
             if handle.join().is_err() {
                 log::error!("a producer thread panicked");
             }
+        }
+        // A worker takes its own stage out when it exits; one that panicked
+        // did not, and its stage would keep the client alive.
+        for mailbox in shared.workers.iter() {
+            take_stage(mailbox);
         }
         drop(threads.native);
         let failed = shared.fail_unreported();

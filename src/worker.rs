@@ -201,6 +201,14 @@ pub(crate) fn hand_over_for_worker(
     unplaced.is_some() || stage.batches.held() > 0 || !mailbox.ring.is_empty()
 }
 
+/// Takes a worker's stage out of its mailbox and drops it: its topic handles
+/// and its reference to the client go before the client does. (The stage
+/// refers to the client, and the client, through its callbacks, to the
+/// mailbox: left in place, it would keep the client alive.)
+pub(crate) fn take_stage(mailbox: &Mailbox) {
+    drop(mailbox.baton().take().with(Option::take));
+}
+
 /// One worker thread.
 pub(crate) struct Worker {
     id: usize,
@@ -238,10 +246,18 @@ impl Worker {
             .baton()
             .take()
             .with(|slot| *slot = Some(stage));
-        let worker = Worker { id, shared, config };
-        std::thread::Builder::new()
+        let worker = Worker {
+            id,
+            shared: Arc::clone(&shared),
+            config,
+        };
+        let spawned = std::thread::Builder::new()
             .name(format!("aioproducer-worker-{id}"))
-            .spawn(move || worker.run())
+            .spawn(move || worker.run());
+        if spawned.is_err() {
+            take_stage(&shared.workers[id]);
+        }
+        spawned
     }
 
     fn run(self) {
@@ -274,8 +290,7 @@ impl Worker {
                 }
             }
         }
-        // Topic handles go before the client does.
-        drop(mailbox.baton().take().with(Option::take));
+        take_stage(mailbox);
     }
 
     /// One round under the baton (module docs, steps 1–3).

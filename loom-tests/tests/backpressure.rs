@@ -4,9 +4,10 @@
 //! the way `produce` does (`Notify::wait_for`); the worker drains.
 //!
 //! `room_model`: the bound on records in flight is 1 and one record is in
-//! flight; a producer waits for room while librdkafka's thread reports the
-//! record (room freed on the claim, then the report counted), and a second
-//! record is refused while the bound is taken.
+//! flight; a producer's real intake (`Intake`, as `produce` runs it) waits
+//! for room while librdkafka's thread reports the record (`Shared::complete`:
+//! room freed on the claim, then the report counted), and once it is in, a
+//! further record is refused while the bound is taken.
 //!
 //! In both the waiting producer always wakes: otherwise loom reports the
 //! parked threads as a deadlock.
@@ -54,21 +55,25 @@ fn backpressure_model_catches_a_skipped_space_notification() {
 }
 
 fn room_model() {
-    let ledger = Arc::new(Ledger::new(1));
-    let first = ledger.admit().expect("room for the first");
+    let shared = Arc::new(Shared::new(1, 1, 2, 1_000_000, false));
+    let first = loom::future::block_on(intake(&shared, record("a"))).expect("room for the first");
     let producer = {
-        let ledger = Arc::clone(&ledger);
+        let shared = Arc::clone(&shared);
         thread::spawn(move || {
-            let second = loom::future::block_on(ledger.room().wait_for(|| ledger.admit().ok()));
-            assert_eq!(ledger.admit(), Err(Refusal::Full), "bound exceeded");
-            ledger.free_room();
-            ledger.complete(second, true);
+            // `produce`'s own intake: waits for room, then queues.
+            loom::future::block_on(intake(&shared, record("b"))).expect("queued");
+            assert_eq!(
+                shared.ledger().admit(),
+                Err(Refusal::Full),
+                "bound exceeded"
+            );
         })
     };
-    ledger.free_room();
-    ledger.complete(first, true);
+    // librdkafka's thread reports the first record: its room is freed on
+    // the claim, then the report is counted and a waiting producer woken.
+    shared.complete(first, Outcome::failed(aioproducer::Error::Purged));
     producer.join().unwrap();
-    assert_eq!(ledger.in_flight(), 0);
+    assert_eq!(shared.ledger().in_flight(), 1);
 }
 
 #[test]

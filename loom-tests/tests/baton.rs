@@ -9,6 +9,11 @@
 //! and no ticket is left in the ring with the worker asleep (the worker
 //! only finishes once both are counted; a ticket left behind leaves it
 //! parked forever, which loom reports as a deadlock).
+//!
+//! `leaving_model`: the producers' rounds hand nothing over and leave what
+//! they drained in the stage for the worker, as a round does with a record
+//! it cannot hand over without waiting; the ring is then empty, so only
+//! the wake-up after the round keeps the worker from sleeping past it.
 #![cfg(aioproducer_loom)]
 
 use loom::cell::UnsafeCell;
@@ -18,27 +23,51 @@ use loom_tests::*;
 
 const TICKETS: usize = 2;
 
-/// Drains the ring into `counted`; the caller holds the baton.
-fn round(mailbox: &Mailbox, counted: &UnsafeCell<usize>) -> usize {
+/// What the rounds have done: tickets counted (handed over) and tickets
+/// left in the stage for the worker. Only baton holders touch it.
+#[derive(Default)]
+struct Work {
+    counted: usize,
+    left: usize,
+}
+
+/// Drains the ring, then counts what it drained (`leave`: leaves it for the
+/// worker instead) and returns the count so far; the caller holds the baton.
+fn round(mailbox: &Mailbox, work: &UnsafeCell<Work>, leave: bool) -> usize {
     let drained = mailbox.drain(TICKETS, |_| true);
-    counted.with_mut(|n| {
+    work.with_mut(|work| {
         // SAFETY: only baton holders touch the cell; loom checks it.
-        let n = unsafe { &mut *n };
-        *n += drained;
-        *n
+        let work = unsafe { &mut *work };
+        if leave {
+            work.left += drained;
+        } else {
+            work.counted += drained + std::mem::take(&mut work.left);
+        }
+        work.counted
     })
 }
 
-fn model() {
+/// Whether a producer's round left work in the stage.
+fn left(work: &UnsafeCell<Work>) -> bool {
+    // SAFETY: as in `round`.
+    work.with(|work| unsafe { (*work).left > 0 })
+}
+
+/// Two producers and a worker; `leave`: the producers' rounds leave what
+/// they drain to the worker.
+fn run(leave: bool) {
     let mailbox = Arc::new(Mailbox::new(TICKETS));
-    let counted = Arc::new(UnsafeCell::new(0));
+    let work = Arc::new(UnsafeCell::new(Work::default()));
     let worker = {
-        let (mailbox, counted) = (Arc::clone(&mailbox), Arc::clone(&counted));
+        let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
         thread::spawn(move || {
             mailbox.register_worker();
             loop {
                 mailbox.take_force();
-                let seen = mailbox.baton().take().with(|_| round(&mailbox, &counted));
+                let seen = mailbox
+                    .baton()
+                    .take()
+                    .with(|_| round(&mailbox, &work, false));
                 if seen == TICKETS {
                     return;
                 }
@@ -48,14 +77,14 @@ fn model() {
     };
     let producers: Vec<_> = (0..TICKETS as u32)
         .map(|i| {
-            let (mailbox, counted) = (Arc::clone(&mailbox), Arc::clone(&counted));
+            let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
             thread::spawn(move || {
                 mailbox
                     .push_or_hand_over(Ticket::new(i, 0), |_| {
-                        // Left for the worker only so that it can finish
-                        // once everything is counted (a harness need: the
-                        // real worker just sleeps on).
-                        round(&mailbox, &counted) == TICKETS
+                        // Once everything is counted, the worker is woken
+                        // so that it can finish (a harness need: the real
+                        // worker just sleeps on).
+                        round(&mailbox, &work, leave) == TICKETS || left(&work)
                     })
                     .expect("room");
             })
@@ -67,9 +96,33 @@ fn model() {
     worker.join().unwrap();
 }
 
+fn model() {
+    run(false);
+}
+
+fn leaving_model() {
+    run(true);
+}
+
 #[test]
 fn producers_hand_over_for_a_sleeping_worker_and_leave_nothing_behind() {
     check(model);
+}
+
+#[test]
+fn work_a_producer_leaves_in_the_stage_wakes_the_worker() {
+    check(leaving_model);
+}
+
+#[test]
+#[ignore = "a seeded-bug twin, run by the test below in a child process"]
+fn twin_skipped_left_work_wake() {
+    check_with_bug(Bug::SkipLeftWorkWake, leaving_model);
+}
+
+#[test]
+fn baton_model_catches_work_left_without_a_wake_up() {
+    assert_twin_fails("twin_skipped_left_work_wake", "deadlock");
 }
 
 #[test]
