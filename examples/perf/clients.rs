@@ -72,24 +72,30 @@ pub struct Job<'a> {
     pub progress: &'a AtomicU64,
 }
 
-/// This crate: `produce` (awaited with a blocking executor, since the loop is
-/// a plain thread) and the futures kept in a window.
+/// This crate: `produce(record).await` per record in one task (run by a
+/// blocking executor on this thread, as a plain-thread application would),
+/// and the futures kept in a window. The window's waits block the thread,
+/// which is the task's only job.
 pub fn run_ours(producer: &AioProducer, job: &Job<'_>) -> Tally {
     let topic = Topic::new(job.topic);
     let mut tally = Tally::with_capacity(job.count as usize);
     let mut window = Window::new(job.window, job.pacing.start);
-    for i in 0..job.count {
-        window.make_room(i, &mut tally);
-        let due = job.pacing.due(i);
-        let record = Record::new(&topic).with_payload(job.payload.clone());
-        match futures::executor::block_on(producer.produce(record)) {
-            Ok(future) => window.insert(i, future, due, &mut tally),
-            Err(refused) => tally.record(due, nanos_since(job.pacing.start), Err::<(), _>(refused)),
+    futures::executor::block_on(async {
+        for i in 0..job.count {
+            window.make_room(i, &mut tally);
+            let due = job.pacing.due(i);
+            let record = Record::new(&topic).with_payload(job.payload.clone());
+            match producer.produce(record).await {
+                Ok(future) => window.insert(i, future, due, &mut tally),
+                Err(refused) => {
+                    tally.record(due, nanos_since(job.pacing.start), Err::<(), _>(refused))
+                }
+            }
+            if i % 4096 == 0 {
+                job.progress.fetch_add(4096, Ordering::Relaxed);
+            }
         }
-        if i % 4096 == 0 {
-            job.progress.fetch_add(4096, Ordering::Relaxed);
-        }
-    }
+    });
     window.drain(&mut tally);
     tally
 }
