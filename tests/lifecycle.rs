@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aioproducer::{AioProducer, DeliveryFuture, EmbeddedCluster, Error, Record};
+use aioproducer::{AioProducer, DeliveryFuture, EmbeddedCluster, Error, Record, Topic};
 use common::{builder, by_payload, cluster, consume_all, run};
 use futures::FutureExt;
 
@@ -427,4 +427,99 @@ fn the_timer_hands_over_a_held_batch_at_buffer_timeout() {
         "flush handed the batch over at once"
     );
     delivery.wait().unwrap();
+}
+
+/// Produces `topic` records one at a time, a little apart (so that the
+/// worker sleeps between them and the producer hands each over itself),
+/// until the producer refuses one; returns the futures of those accepted
+/// and the error of the refusal.
+fn produce_slowly_until_refused(
+    producer: &AioProducer,
+    topic: &str,
+) -> (Vec<DeliveryFuture>, Error) {
+    let topic = Topic::new(topic);
+    let mut futures = Vec::new();
+    for i in 0.. {
+        match producer.try_produce(Record::new(&topic).with_payload(format!("{i}"))) {
+            Ok(future) => futures.push(future),
+            Err(refused) => return (futures, refused.error().clone()),
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    unreachable!("the loop ends with a refusal")
+}
+
+/// `close` on one thread while another produces slowly, handing records
+/// over for the sleeping worker: every accepted record is delivered, the
+/// first refused one is refused with `Closed`, nothing hangs.
+#[test]
+fn close_while_a_producer_hands_over_for_the_sleeping_worker() {
+    let cluster = cluster("close-slow", 6);
+    let producer = builder(&cluster).workers(2).build().unwrap();
+    producer
+        .try_produce(Record::new("close-slow").with_payload("first"))
+        .unwrap()
+        .wait()
+        .expect("delivered");
+    let (futures, refusal) = std::thread::scope(|s| {
+        let producing = s.spawn(|| produce_slowly_until_refused(&producer, "close-slow"));
+        std::thread::sleep(Duration::from_millis(200));
+        futures::executor::block_on(producer.close());
+        producing.join().unwrap()
+    });
+    assert_eq!(refusal, Error::Closed);
+    let accepted = futures.len();
+    assert!(accepted > 100, "only {accepted} records before close");
+    let (delivered, failed) = run(Duration::from_secs(30), outcomes(futures));
+    assert_eq!((delivered, failed), (accepted, 0));
+    let stats = producer.stats();
+    assert!(
+        stats
+            .workers
+            .iter()
+            .map(|w| w.handed_over_by_producers)
+            .sum::<u64>()
+            > 0
+    );
+    assert_settled(&producer, accepted as u64 + 1);
+    assert_eq!(stored(&cluster, "close-slow", accepted + 1), accepted + 1);
+}
+
+/// `purge` while another thread produces slowly against a broker that is
+/// down: each record is either failed by the purge or, produced after it,
+/// still pending until the broker is back; none is lost or hangs.
+#[test]
+fn purge_while_a_producer_hands_over_for_the_sleeping_worker() {
+    let cluster = cluster("purge-slow", 6);
+    let producer = builder(&cluster).build().unwrap();
+    producer
+        .try_produce(Record::new("purge-slow").with_payload("first"))
+        .unwrap()
+        .wait()
+        .expect("delivered");
+    cluster.mock().broker_down(1).unwrap();
+    let (futures, refusal) = std::thread::scope(|s| {
+        let producing = s.spawn(|| produce_slowly_until_refused(&producer, "purge-slow"));
+        std::thread::sleep(Duration::from_millis(100));
+        futures::executor::block_on(producer.purge());
+        std::thread::sleep(Duration::from_millis(100));
+        cluster.mock().broker_up(1).unwrap();
+        futures::executor::block_on(producer.close());
+        producing.join().unwrap()
+    });
+    assert_eq!(refusal, Error::Closed);
+    let accepted = futures.len();
+    let (delivered, purged) = run(Duration::from_secs(60), outcomes(futures));
+    assert_eq!(delivered + purged, accepted, "every record reported once");
+    assert!(purged > 0, "the purge failed nothing");
+    assert!(
+        delivered > 0,
+        "nothing produced after the purge was delivered"
+    );
+    assert_settled(&producer, accepted as u64 + 1);
+    assert_eq!(
+        stored(&cluster, "purge-slow", delivered + 1),
+        delivered + 1,
+        "exactly the records reported delivered are stored"
+    );
 }
