@@ -66,7 +66,6 @@ pub struct Job<'a> {
     pub topic: &'a str,
     pub payload: Bytes,
     pub count: u64,
-    pub window: usize,
     pub pacing: Pacing,
     /// Records produced so far (for a progress display).
     pub progress: &'a AtomicU64,
@@ -76,10 +75,14 @@ pub struct Job<'a> {
 /// blocking executor on this thread, as a plain-thread application would),
 /// and the futures kept in a window. The window's waits block the thread,
 /// which is the task's only job.
-pub fn run_ours(producer: &AioProducer, job: &Job<'_>) -> Tally {
+pub fn run_ours(
+    producer: &AioProducer,
+    job: &Job<'_>,
+    window: &mut Window<aioproducer::DeliveryFuture>,
+) -> Tally {
     let topic = Topic::new(job.topic);
     let mut tally = Tally::with_capacity(job.count as usize);
-    let mut window = Window::new(job.window, job.pacing.start);
+    window.begin(job.pacing.start);
     futures::executor::block_on(async {
         for i in 0..job.count {
             window.make_room(i, &mut tally);
@@ -101,7 +104,7 @@ pub fn run_ours(producer: &AioProducer, job: &Job<'_>) -> Tally {
 }
 
 /// rust-rdkafka's delivery future, with failures flattened into one error.
-struct FutureDelivery(aioproducer::rdkafka::producer::DeliveryFuture);
+pub struct FutureDelivery(aioproducer::rdkafka::producer::DeliveryFuture);
 
 impl std::future::Future for FutureDelivery {
     type Output = Result<(), String>;
@@ -123,9 +126,13 @@ impl std::future::Future for FutureDelivery {
 /// rust-rdkafka's `FutureProducer`: `send_result`, the futures kept in a
 /// window (10k in flight by default). With librdkafka's queue larger than the
 /// window the queue is never full, so this is `send` without its sleep.
-pub fn run_future(producer: &FutureProducer, job: &Job<'_>) -> Tally {
+pub fn run_future(
+    producer: &FutureProducer,
+    job: &Job<'_>,
+    window: &mut Window<FutureDelivery>,
+) -> Tally {
     let mut tally = Tally::with_capacity(job.count as usize);
-    let mut window = Window::new(job.window, job.pacing.start);
+    window.begin(job.pacing.start);
     for i in 0..job.count {
         window.make_room(i, &mut tally);
         let due = job.pacing.due(i);

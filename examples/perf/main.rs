@@ -22,6 +22,7 @@ mod probe;
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,7 @@ use aioproducer::{AioProducer, EmbeddedCluster, Record, Topic};
 use bytes::Bytes;
 
 use clients::{Job, Pacing};
-use probe::Tally;
+use probe::{Tally, Window};
 
 const USAGE: &str = "\
 perf: produce records and await every delivery report
@@ -182,6 +183,7 @@ fn parse() -> Result<Options, String> {
 }
 
 /// The process's CPU time (user + system) and peak resident set.
+#[derive(Clone, Copy)]
 struct Usage {
     cpu: Duration,
     peak_rss_kib: u64,
@@ -293,9 +295,14 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         Kind::Future => 10_000,
         _ => 65_536,
     });
-    let start = Instant::now();
-    let before = usage();
     let per_thread = options.messages / options.producers as u64;
+    // Each producing thread makes its window, then all start together: the
+    // clock (and the CPU count) starts once every window is made.
+    let (ready, go) = (
+        Barrier::new(options.producers + 1),
+        Barrier::new(options.producers + 1),
+    );
+    let started: OnceLock<(Instant, Usage)> = OnceLock::new();
     let tallies: Vec<Tally> = thread::scope(|s| {
         let handles: Vec<_> = (0..options.producers)
             .map(|k| {
@@ -304,25 +311,30 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     per_thread
                 };
-                let job = Job {
-                    topic: &topic,
-                    payload: payload.clone(),
-                    count,
-                    window,
-                    pacing: Pacing {
-                        start,
-                        interval: options.rate.map(|r| 1e9 * options.producers as f64 / r),
-                    },
-                    progress: &progress,
-                };
                 let (ours, future, base) = (&ours, &future, &base);
+                let (ready, go, started, topic, payload, progress) =
+                    (&ready, &go, &started, &topic, &payload, &progress);
                 thread::Builder::new()
                     .name(format!("perf-producer-{k}"))
                     .spawn_scoped(s, move || {
-                        if let Some(producer) = ours {
-                            clients::run_ours(producer, &job)
-                        } else if let Some(producer) = future {
-                            clients::run_future(producer, &job)
+                        let mut ours_window = ours.as_ref().map(|_| Window::new(window));
+                        let mut future_window = future.as_ref().map(|_| Window::new(window));
+                        ready.wait();
+                        go.wait();
+                        let job = Job {
+                            topic,
+                            payload: payload.clone(),
+                            count,
+                            pacing: Pacing {
+                                start: started.get().expect("set before the start").0,
+                                interval: options.rate.map(|r| 1e9 * options.producers as f64 / r),
+                            },
+                            progress,
+                        };
+                        if let (Some(producer), Some(w)) = (ours, ours_window.as_mut()) {
+                            clients::run_ours(producer, &job, w)
+                        } else if let (Some(producer), Some(w)) = (future, future_window.as_mut()) {
+                            clients::run_future(producer, &job, w)
                         } else {
                             clients::run_base(base.as_ref().expect("one client"), &job)
                         }
@@ -330,6 +342,10 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                     .expect("spawn a producer thread")
             })
             .collect();
+        ready.wait();
+        let _ = started.set((Instant::now(), usage()));
+        go.wait();
+        let start = started.get().expect("just set").0;
         if show_progress {
             while !handles.iter().all(|h| h.is_finished()) {
                 let done = progress.load(Ordering::Relaxed).min(options.messages);
@@ -350,6 +366,7 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             .map(|h| h.join().expect("producer thread"))
             .collect()
     });
+    let (start, before) = *started.get().expect("set before the run");
     let elapsed = start.elapsed();
     let after = usage();
     let batches = ours.as_ref().map(|p| {

@@ -42,9 +42,10 @@ pub fn nanos_since(start: Instant) -> u64 {
     start.elapsed().as_nanos() as u64
 }
 
-/// A waker that stamps the time of its first wake-up and unparks its owner.
+/// A waker that stamps the time of its first wake-up (nanoseconds since
+/// its window was made) and unparks its owner.
 pub struct Probe {
-    start: Instant,
+    origin: Instant,
     woke_at: AtomicU64,
     owner: Thread,
 }
@@ -65,7 +66,7 @@ impl Wake for Probe {
     fn wake_by_ref(self: &Arc<Self>) {
         let _ = self.woke_at.compare_exchange(
             Self::NOT_WOKEN,
-            nanos_since(self.start),
+            nanos_since(self.origin),
             Ordering::AcqRel,
             Ordering::Relaxed,
         );
@@ -79,12 +80,18 @@ impl Wake for Probe {
 /// soon as their probe has fired, as an application awaiting each delivery
 /// would: a client's per-record state lives as long as the record is in
 /// flight, not as long as the window is wide. Only a full window waits.
+///
+/// Made once per producing thread and reused by every run on it
+/// ([`Window::begin`]), so that making its probes is not timed.
 pub struct Window<F> {
     probes: Vec<Arc<Probe>>,
     wakers: Vec<Waker>,
     slots: Vec<Option<(F, u64)>>,
     /// The sequence number of the oldest record not yet reaped.
     oldest: u64,
+    /// When the probes' clock started.
+    origin: Instant,
+    /// When the current run's clock started.
     start: Instant,
 }
 
@@ -93,12 +100,13 @@ where
     F: Future<Output = Result<T, E>> + Unpin,
     E: std::fmt::Display,
 {
-    pub fn new(size: usize, start: Instant) -> Self {
-        let me = thread::current();
+    /// A window of `size` futures for the calling thread.
+    pub fn new(size: usize) -> Self {
+        let (me, origin) = (thread::current(), Instant::now());
         let probes: Vec<Arc<Probe>> = (0..size)
             .map(|_| {
                 Arc::new(Probe {
-                    start,
+                    origin,
                     woke_at: AtomicU64::new(Probe::NOT_WOKEN),
                     owner: me.clone(),
                 })
@@ -110,8 +118,27 @@ where
             wakers,
             slots: (0..size).map(|_| None).collect(),
             oldest: 0,
-            start,
+            origin,
+            start: origin,
         }
+    }
+
+    /// Starts a run whose record 0 is the next inserted and whose clock
+    /// started at `start` (before or after the window was made).
+    pub fn begin(&mut self, start: Instant) {
+        assert!(
+            self.slots.iter().all(Option::is_none),
+            "a run still in flight"
+        );
+        self.oldest = 0;
+        self.start = start;
+    }
+
+    /// A probe's stamp as nanoseconds since the run's start.
+    fn since_start(&self, stamp: u64) -> u64 {
+        let origin_later = self.origin.saturating_duration_since(self.start).as_nanos() as u64;
+        let start_later = self.start.saturating_duration_since(self.origin).as_nanos() as u64;
+        (stamp + origin_later).saturating_sub(start_later)
     }
 
     /// Before record `i`: reaps, oldest first, the futures whose probes
@@ -166,7 +193,7 @@ where
         };
         let done = self.probes[pos]
             .woke_at()
-            .unwrap_or_else(|| nanos_since(self.start));
+            .map_or_else(|| nanos_since(self.start), |stamp| self.since_start(stamp));
         tally.record(due, done, outcome);
     }
 }
