@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aioproducer::{AioProducer, DeliveryFuture, EmbeddedCluster, Error, Record, Topic};
-use common::{builder, by_payload, cluster, consume_all, run};
+use common::{builder, by_payload, cluster, consume_all, deliver_first, run};
 use futures::FutureExt;
 
 const PENDING: usize = 50_000;
@@ -456,11 +456,7 @@ fn produce_slowly_until_refused(
 fn close_while_a_producer_hands_over_for_the_sleeping_worker() {
     let cluster = cluster("close-slow", 6);
     let producer = builder(&cluster).workers(2).build().unwrap();
-    producer
-        .try_produce(Record::new("close-slow").with_payload("first"))
-        .unwrap()
-        .wait()
-        .expect("delivered");
+    deliver_first(&producer, "close-slow");
     let (futures, refusal) = std::thread::scope(|s| {
         let producing = s.spawn(|| produce_slowly_until_refused(&producer, "close-slow"));
         std::thread::sleep(Duration::from_millis(200));
@@ -492,11 +488,7 @@ fn close_while_a_producer_hands_over_for_the_sleeping_worker() {
 fn purge_while_a_producer_hands_over_for_the_sleeping_worker() {
     let cluster = cluster("purge-slow", 6);
     let producer = builder(&cluster).build().unwrap();
-    producer
-        .try_produce(Record::new("purge-slow").with_payload("first"))
-        .unwrap()
-        .wait()
-        .expect("delivered");
+    deliver_first(&producer, "purge-slow");
     cluster.mock().broker_down(1).unwrap();
     let (futures, refusal) = std::thread::scope(|s| {
         let producing = s.spawn(|| produce_slowly_until_refused(&producer, "purge-slow"));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aioproducer::{Record, Topic};
 use common::records::{check_varied, produce_varied};
-use common::{builder, cluster, consume_all, run};
+use common::{builder, cluster, consume_all, deliver_first, run};
 
 const TASKS: usize = 8;
 const PER_TASK: usize = 10_000;
@@ -144,12 +144,7 @@ fn a_full_librdkafka_queue_passes_a_producers_records_to_the_worker_in_order() {
         .set("linger.ms", "0")
         .build()
         .unwrap();
-    // The first record makes the worker's topic handle.
-    producer
-        .try_produce(Record::new("ordering-full").with_payload("first"))
-        .expect("room")
-        .wait()
-        .expect("delivered");
+    deliver_first(&producer, "ordering-full");
     let payload = vec![b'x'; 700];
     let mut futures = Vec::with_capacity(N);
     for i in 0..N {

@@ -93,7 +93,9 @@ pub(crate) struct Handed {
 }
 
 impl Handover {
-    /// Hands `tickets` (one topic and partition, in order) to librdkafka.
+    /// Hands `tickets` (one topic and partition, in order) to librdkafka:
+    /// runs of plain records in one batch call each, any other record alone
+    /// after the run before it.
     pub(crate) fn hand_over(
         &mut self,
         shared: &Shared,
@@ -103,36 +105,17 @@ impl Handover {
         tickets: &[Ticket],
         mode: Mode,
     ) -> Handed {
-        let mut calls = 0;
-        // Where the pending run of plain records starts in `tickets`.
-        let mut run_start = 0;
-        for (i, &ticket) in tickets.iter().enumerate() {
-            let slot = shared.pool.slot(ticket.index());
-            // SAFETY: the caller popped this ticket and has not handed it
-            // over yet, so nobody else touches the record.
-            let queued = unsafe {
-                slot.with_record(|record| {
-                    let plain = record.is_plain();
-                    if plain {
-                        self.messages.push(message(record, partition, ticket));
-                    }
-                    plain
-                })
-            };
-            if queued {
-                if self.messages.len() == MAX_RUN {
-                    calls += 1;
-                    if let Some(kept) = self.flush(shared, topic, mode) {
-                        return Handed {
-                            calls,
-                            done: run_start + kept,
-                        };
-                    }
-                    run_start = i + 1;
+        let (mut calls, mut i) = (0, 0);
+        loop {
+            let run_start = i;
+            let mut alone = false;
+            while i < tickets.len() && self.messages.len() < MAX_RUN {
+                if !self.queue_if_plain(shared, partition, tickets[i]) {
+                    alone = true;
+                    break;
                 }
-                continue;
+                i += 1;
             }
-            // The run before this record goes first, to keep the order.
             if !self.messages.is_empty() {
                 calls += 1;
                 if let Some(kept) = self.flush(shared, topic, mode) {
@@ -142,10 +125,22 @@ impl Handover {
                     };
                 }
             }
+            if !alone {
+                if i == tickets.len() {
+                    return Handed { calls, done: i };
+                }
+                continue; // the run was cut at `MAX_RUN`
+            }
+            // `tickets[i]` has headers or a timestamp: it goes alone.
+            let ticket = tickets[i];
             calls += 1;
-            // SAFETY: as above; the flush did not include this record.
+            // SAFETY: the caller popped this ticket and has not handed it
+            // over yet, so nobody else touches the record.
             let sent = unsafe {
-                slot.with_record(|record| produce_one(rk, topic, partition, record, ticket, mode))
+                shared
+                    .pool
+                    .slot(ticket.index())
+                    .with_record(|record| produce_one(rk, topic, partition, record, ticket, mode))
             };
             match sent {
                 Ok(()) => {}
@@ -155,16 +150,24 @@ impl Handover {
                     Outcome::failed(Error::kafka(RDKafkaErrorCode::from(code))),
                 ),
             }
-            run_start = i + 1;
+            i += 1;
         }
-        let mut done = tickets.len();
-        if !self.messages.is_empty() {
-            calls += 1;
-            if let Some(kept) = self.flush(shared, topic, mode) {
-                done = run_start + kept;
-            }
+    }
+
+    /// Adds `ticket`'s record to the pending run if it is plain; returns
+    /// whether it was.
+    fn queue_if_plain(&mut self, shared: &Shared, partition: i32, ticket: Ticket) -> bool {
+        // SAFETY: the caller popped this ticket and has not handed it over
+        // yet, so nobody else touches the record.
+        unsafe {
+            shared.pool.slot(ticket.index()).with_record(|record| {
+                let plain = record.is_plain();
+                if plain {
+                    self.messages.push(message(record, partition, ticket));
+                }
+                plain
+            })
         }
-        Handed { calls, done }
     }
 
     /// Sends the pending run of plain records in one batch call. Returns

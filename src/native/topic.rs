@@ -107,10 +107,8 @@ impl TopicCache {
         producer: &NativeProducer,
         topic: &Topic,
     ) -> Result<TopicInfo, Error> {
-        if let Some((last, info)) = &self.last {
-            if last == topic {
-                return Ok(*info);
-            }
+        if let Some(info) = self.get_ready(topic) {
+            return Ok(info);
         }
         let index = match self.index.get(topic) {
             Some(&index) => index,
@@ -138,12 +136,7 @@ impl TopicCache {
                 }
             }
         }
-        let info = TopicInfo {
-            index,
-            limit: entry.limit,
-        };
-        self.last = Some((topic.clone(), info));
-        Ok(info)
+        Ok(self.remember(topic, index))
     }
 
     /// The handle index and limit of `topic` if its handle exists and its
@@ -155,16 +148,20 @@ impl TopicCache {
             }
         }
         let index = *self.index.get(topic)?;
-        let entry = &self.entries[index as usize];
-        if self.check_limits && entry.refresh_at <= Instant::now() {
+        if self.check_limits && self.entries[index as usize].refresh_at <= Instant::now() {
             return None;
         }
+        Some(self.remember(topic, index))
+    }
+
+    /// `topic`'s info from its entry, kept as the last topic looked up.
+    fn remember(&mut self, topic: &Topic, index: u32) -> TopicInfo {
         let info = TopicInfo {
             index,
-            limit: entry.limit,
+            limit: self.entries[index as usize].limit,
         };
         self.last = Some((topic.clone(), info));
-        Some(info)
+        info
     }
 
     /// The handle at `index` (from [`TopicCache::get`]).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aioproducer::rdkafka::consumer::{BaseConsumer, Consumer};
 use aioproducer::rdkafka::message::{Headers, Message};
 use aioproducer::rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use aioproducer::{AioProducer, AioProducerBuilder, EmbeddedCluster};
+use aioproducer::{AioProducer, AioProducerBuilder, EmbeddedCluster, Record, Topic};
 
 /// An embedded cluster with `topic` created with `partitions` partitions.
 pub fn cluster(topic: &str, partitions: i32) -> EmbeddedCluster {
@@ -25,6 +25,17 @@ pub fn cluster(topic: &str, partitions: i32) -> EmbeddedCluster {
 /// A builder pointed at `cluster`.
 pub fn builder(cluster: &EmbeddedCluster) -> AioProducerBuilder {
     AioProducer::builder().bootstrap_servers(cluster.bootstrap_servers())
+}
+
+/// Delivers one record (payload `first`) to `topic` and waits for it:
+/// afterwards the worker has the topic's handle and sleeps, and the
+/// connections are up.
+pub fn deliver_first(producer: &AioProducer, topic: &str) {
+    producer
+        .try_produce(Record::new(Topic::new(topic)).with_payload("first"))
+        .expect("room")
+        .wait()
+        .expect("delivered");
 }
 
 /// A record as read back from the cluster.
