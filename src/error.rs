@@ -58,6 +58,18 @@ pub enum Error {
         /// The topic's `max.message.bytes`.
         max: usize,
     },
+    /// The record's payload is larger than librdkafka's whole queue
+    /// (`queue.buffering.max.kbytes`, which librdkafka counts in payload
+    /// bytes), though within `message.max.bytes`: it could never enter the
+    /// queue, so it is refused at the call.
+    RecordTooLargeForQueue {
+        /// The payload's size, in bytes.
+        size: usize,
+        /// `queue.buffering.max.kbytes`, in bytes.
+        queue_max: usize,
+        /// The configured `message.max.bytes`.
+        message_max: usize,
+    },
     /// No room right now (only from the non-waiting `try_*` calls).
     QueueFull,
     /// The producer is closed or closing.
@@ -100,9 +112,9 @@ impl Error {
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
             Error::Kafka { code, .. } | Error::Transaction { code, .. } => Some(*code),
-            Error::RecordTooLarge { .. } | Error::RecordTooLargeForTopic { .. } => {
-                Some(RDKafkaErrorCode::MessageSizeTooLarge)
-            }
+            Error::RecordTooLarge { .. }
+            | Error::RecordTooLargeForTopic { .. }
+            | Error::RecordTooLargeForQueue { .. } => Some(RDKafkaErrorCode::MessageSizeTooLarge),
             Error::QueueFull => Some(RDKafkaErrorCode::QueueFull),
             _ => None,
         }
@@ -205,6 +217,18 @@ impl fmt::Display for Error {
                 f,
                 "record batch of {size} bytes (this record alone) exceeds topic {topic:?}'s \
                  max.message.bytes={max}"
+            ),
+            Error::RecordTooLargeForQueue {
+                size,
+                queue_max,
+                message_max,
+            } => write!(
+                f,
+                "record payload of {size} bytes exceeds librdkafka's whole queue, \
+                 queue.buffering.max.kbytes={} ({queue_max} bytes), though within \
+                 message.max.bytes={message_max}: raise queue.buffering.max.kbytes to at \
+                 least message.max.bytes",
+                queue_max / 1024
             ),
             Error::QueueFull => f.write_str("the producer's queue is full"),
             Error::Closed => f.write_str("the producer is closed"),

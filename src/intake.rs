@@ -211,7 +211,7 @@ impl Future for Intake<'_> {
                     let checked = if shared.ledger.is_closed() {
                         Err(Error::Closed)
                     } else {
-                        record.validate(shared.max_message_bytes)
+                        record.validate(shared.limits)
                     };
                     match checked {
                         Ok(()) => this.attempt_admission(record, callback),

@@ -143,6 +143,7 @@ pub mod __internals {
     pub use crate::notify::Notify;
     pub use crate::park::Parker;
     pub use crate::pool::Pool;
+    pub use crate::record::SizeLimits;
     pub use crate::ring::Ticket;
     pub use crate::shared::Shared;
     pub use crate::slot::{Claim, Next, Outcome, Slot};

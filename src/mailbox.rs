@@ -159,10 +159,20 @@ impl Mailbox {
         self.parker.park_unless(None, || self.has_work());
     }
 
+    /// Parks the worker for `timeout` while librdkafka's queue is full,
+    /// unless a control request (hand over now, stop, purge) is pending.
+    pub fn park_until_retry(&self, timeout: std::time::Duration) {
+        self.parker
+            .park_unless(Some(timeout), || self.has_request());
+    }
+
     fn has_work(&self) -> bool {
+        !self.ring.is_empty() || self.has_request()
+    }
+
+    fn has_request(&self) -> bool {
         // Relaxed: called after the parker's SeqCst fence.
-        !self.ring.is_empty()
-            || self.force.load(Relaxed)
+        self.force.load(Relaxed)
             || self.stop.load(Relaxed)
             || self.purge_requested.load(Relaxed) > self.purge_done.load(Relaxed)
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::{native_config, native_get, AioProducerBuilder};
 use crate::delivery::{Delivery, DeliveryFuture};
@@ -14,13 +14,13 @@ use crate::intake::Intake;
 use crate::loom::{Arc, AtomicBool, Mutex};
 use crate::native::client::NativeProducer;
 use crate::notify::Notify;
-use crate::record::Record;
+use crate::record::{Record, SizeLimits};
 use crate::ring::Ticket;
 use crate::shared::Shared;
 use crate::slot::Callback;
 use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::timer::Timer;
-use crate::wait::block_on;
+use crate::wait::{block_on, may_block};
 use crate::worker::{take_stage, Worker, WorkerConfig};
 use futures::FutureExt;
 
@@ -83,9 +83,15 @@ impl AioProducer {
     pub(crate) fn start(builder: AioProducerBuilder) -> Result<Self, Error> {
         let (config, max_in_flight) = builder.client_config()?;
         let native = native_config(&config)?;
-        let max_message_bytes = native_get(&native, "message.max.bytes")?
-            .parse()
-            .map_err(|_| Error::Client("unreadable message.max.bytes".into()))?;
+        let number = |key: &str| -> Result<usize, Error> {
+            native_get(&native, key)?
+                .parse()
+                .map_err(|_| Error::Client(format!("unreadable {key}")))
+        };
+        let limits = SizeLimits {
+            message_max: number("message.max.bytes")?,
+            queue_max: number("queue.buffering.max.kbytes")?.saturating_mul(1024),
+        };
         let worker_config = WorkerConfig {
             batch_size: builder.batch_size,
             buffer_timeout: builder.buffer_timeout,
@@ -96,7 +102,7 @@ impl AioProducer {
             max_in_flight,
             builder.workers,
             builder.ring_capacity,
-            max_message_bytes,
+            limits,
             builder.batch_size.is_none(),
         ));
         let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
@@ -242,18 +248,19 @@ impl AioProducer {
     /// our rings and batches, and those in librdkafka (queued or in flight;
     /// an in-flight record may still have reached the broker, see
     /// [`DeliveryError::possibly_persisted`]). Resolves when every record
-    /// produced before the call has its report.
+    /// produced before the call has its report; records produced while it
+    /// runs may be purged too, and do not delay it.
     pub async fn purge(&self) {
         let inner = &self.inner;
-        let target = inner.shared.ledger.flush_target();
-        let native = inner.native();
-        let requests = inner.request_purge(native.as_deref());
-        inner.purge_served(&requests).await;
-        if let Some(native) = &native {
-            native.purge();
-        }
-        drop(native);
-        inner.shared.ledger.reported_up_to(target).await;
+        let shared = &inner.shared;
+        let target = shared.ledger.flush_target();
+        // Move the epoch at once if it can, so records produced from now on
+        // join the other parity, which the purge neither fails nor waits for.
+        shared.ledger.advance(target);
+        shared.begin_purge(target);
+        inner.purge_everywhere().await;
+        shared.ledger.reported_up_to(target).await;
+        shared.end_purge(target);
     }
 
     /// Stops intake, waits for every outstanding report, stops the threads
@@ -266,7 +273,7 @@ impl AioProducer {
     /// helper thread, not on the caller's executor.
     pub async fn close(&self) {
         let inner = &self.inner;
-        inner.begin_close();
+        begin_close(&inner.shared);
         inner.shared.ledger.all_reported().await;
         if inner.threads.lock().is_some() {
             let finisher = std::sync::Arc::clone(inner);
@@ -344,20 +351,21 @@ impl Inner {
         self.threads.lock().as_ref().map(|t| Arc::clone(&t.native))
     }
 
-    /// Asks every worker to fail what it holds, and purges librdkafka so a
-    /// worker blocked on librdkafka's full queue is released to serve it.
-    /// Returns the requests to wait for with [`Inner::purge_served`].
-    fn request_purge(&self, native: Option<&NativeProducer>) -> Vec<u64> {
-        let requests = self
+    /// Has every worker fail what it holds, then purges librdkafka (whose
+    /// records then fail through their reports). librdkafka is purged only
+    /// once every worker has acknowledged, so whatever a hand-over gave it
+    /// before then is purged too (see [`Shared::begin_purge`]).
+    async fn purge_everywhere(&self) {
+        let requests: Vec<u64> = self
             .shared
             .workers
             .iter()
             .map(|w| w.request_purge())
             .collect();
-        if let Some(native) = native {
+        self.purge_served(&requests).await;
+        if let Some(native) = self.native() {
             native.purge();
         }
-        requests
     }
 
     /// Resolves once every worker served its purge request (or has exited).
@@ -376,53 +384,83 @@ impl Inner {
             .await;
     }
 
-    /// Refuses new records and wakes everyone waiting for room, so they see
-    /// it; makes workers hand over what they hold.
-    fn begin_close(&self) {
-        let shared = &self.shared;
-        shared.ledger.close();
-        shared.ledger.room().notify_all();
-        for worker in shared.workers.iter() {
-            worker.space().notify_all();
-            worker.force();
-        }
-    }
-
-    /// Runs [`Inner::finish`] unless another caller took the threads.
+    /// Shuts down (for `close`) unless another caller took the threads,
+    /// then tells those waiting for it.
     fn finish_once(&self) {
         let threads = self.threads.lock().take();
         if let Some(threads) = threads {
-            self.finish(threads);
+            shut_down(&self.shared, threads);
+            self.finished.store(true, Release);
+            self.finished_notify.notify_all();
+            self.shared.purge_acks.notify_all();
         }
     }
+}
 
-    /// Stops and joins the threads, destroys the handle, fails anything
-    /// never reported.
-    fn finish(&self, threads: Threads) {
-        let shared = &self.shared;
-        for worker in shared.workers.iter() {
-            worker.stop();
-        }
-        shared.timer.stop();
-        for handle in threads.workers.into_iter().chain([threads.timer]) {
-            if handle.join().is_err() {
-                log::error!("a producer thread panicked");
-            }
-        }
-        // A worker takes its own stage out when it exits; one that panicked
-        // did not, and its stage would keep the client alive.
-        for mailbox in shared.workers.iter() {
-            take_stage(mailbox);
-        }
-        drop(threads.native);
-        let failed = shared.fail_unreported();
-        if failed > 0 {
-            log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
-        }
-        self.finished.store(true, Release);
-        self.finished_notify.notify_all();
-        shared.purge_acks.notify_all();
+/// Refuses new records and wakes everyone waiting for room, so they see
+/// it; makes workers hand over what they hold.
+fn begin_close(shared: &Shared) {
+    shared.ledger.close();
+    shared.ledger.room().notify_all();
+    for worker in shared.workers.iter() {
+        worker.space().notify_all();
+        worker.force();
     }
+}
+
+/// Stops and joins the threads, destroys the handle, fails anything never
+/// reported.
+fn shut_down(shared: &Shared, threads: Threads) {
+    for worker in shared.workers.iter() {
+        worker.stop();
+    }
+    shared.timer.stop();
+    for handle in threads.workers.into_iter().chain([threads.timer]) {
+        if handle.join().is_err() {
+            log::error!("a producer thread panicked");
+        }
+    }
+    // A worker takes its own stage out when it exits; one that panicked
+    // did not, and its stage would keep the client alive.
+    for mailbox in shared.workers.iter() {
+        take_stage(mailbox);
+    }
+    drop(threads.native);
+    let failed = shared.fail_unreported();
+    if failed > 0 {
+        log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
+    }
+}
+
+/// What `Drop` of the last handle does, on whichever thread may block:
+/// close, waiting at most `timeout` for outstanding reports; then fail what
+/// is left, stop the threads and destroy the handle.
+fn shut_down_after_drop(shared: Arc<Shared>, threads: Threads, timeout: Duration) {
+    begin_close(&shared);
+    // No deadline for a timeout past the end of time: wait for every report
+    // (each is bounded by `message.timeout.ms`).
+    let deadline = Instant::now().checked_add(timeout);
+    if block_on(shared.ledger.all_reported(), deadline).is_none() {
+        log::warn!(
+            "producer dropped without close() and {} records still pending after {:?}; purging them",
+            shared.ledger.in_flight(),
+            timeout
+        );
+        // The workers are woken and purge at once (none ever waits inside
+        // librdkafka). Whatever librdkafka has not reported when its handle
+        // is destroyed is failed after.
+        let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
+        let served = || {
+            shared
+                .workers
+                .iter()
+                .zip(&requests)
+                .all(|(w, &r)| w.purged(r))
+        };
+        block_on(shared.purge_acks.wait_for(|| served().then_some(())), None);
+        threads.native.purge();
+    }
+    shut_down(&shared, threads);
 }
 
 impl Drop for Inner {
@@ -430,19 +468,25 @@ impl Drop for Inner {
         let Some(threads) = self.threads.lock().take() else {
             return; // `close` finished the work.
         };
-        self.begin_close();
-        let timeout = Some(self.drop_timeout);
-        if block_on(self.shared.ledger.all_reported(), timeout).is_none() {
-            log::warn!(
-                "producer dropped without close() and {} records still pending after {:?}; purging them",
-                self.shared.ledger.in_flight(),
-                self.drop_timeout
-            );
-            let requests = self.request_purge(Some(&threads.native));
-            let _ = block_on(self.purge_served(&requests), timeout);
-            threads.native.purge();
-            let _ = block_on(self.shared.ledger.all_reported(), timeout);
+        let (shared, timeout) = (Arc::clone(&self.shared), self.drop_timeout);
+        if may_block() {
+            shut_down_after_drop(shared, threads, timeout);
+            return;
         }
-        self.finish(threads);
+        // The last handle was dropped inside a delivery callback, on a
+        // thread that reports records (librdkafka's, a worker, or a producer
+        // handing over): waiting here would hold up the reports we wait for,
+        // and librdkafka aborts when its handle is destroyed from its own
+        // thread. Another thread does it; this one returns at once.
+        let closing = Arc::clone(&shared);
+        let handed = std::thread::Builder::new()
+            .name("aioproducer-drop".into())
+            .spawn(move || shut_down_after_drop(shared, threads, timeout));
+        if let Err(e) = handed {
+            // Nothing can block or destroy here: refuse new records and let
+            // the threads and the handle go with the process.
+            log::error!("no thread to shut the dropped producer down on ({e}); leaking it");
+            begin_close(&closing);
+        }
     }
 }

@@ -316,7 +316,7 @@ impl Record {
 
     /// Checks everything that can be checked before the record is queued, so
     /// bad input fails at the call instead of in a delivery report.
-    pub(crate) fn validate(&self, max_message_bytes: usize) -> Result<(), Error> {
+    pub(crate) fn validate(&self, limits: SizeLimits) -> Result<(), Error> {
         self.topic.check()?;
         if let Some(p) = self.partition {
             if p < 0 {
@@ -329,14 +329,42 @@ impl Record {
             }
         }
         let size = self.wire_size();
-        if size > max_message_bytes {
+        if size > limits.message_max {
             return Err(Error::RecordTooLarge {
                 size,
-                max: max_message_bytes,
+                max: limits.message_max,
+            });
+        }
+        // librdkafka counts a message's payload (not its key or headers)
+        // against its byte limit, and waits for room only below it: a
+        // payload over the whole limit could never enter.
+        let payload = self.payload.as_ref().map_or(0, Bytes::len);
+        if payload > limits.queue_max {
+            return Err(Error::RecordTooLargeForQueue {
+                size: payload,
+                queue_max: limits.queue_max,
+                message_max: limits.message_max,
             });
         }
         Ok(())
     }
+}
+
+/// The producer-wide size limits a record is checked against at the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeLimits {
+    /// librdkafka's `message.max.bytes`.
+    pub message_max: usize,
+    /// librdkafka's `queue.buffering.max.kbytes`, in bytes.
+    pub queue_max: usize,
+}
+
+impl SizeLimits {
+    /// No limits (for tests and models that do not reach librdkafka).
+    pub const NONE: Self = Self {
+        message_max: usize::MAX,
+        queue_max: usize::MAX,
+    };
 }
 
 /// Length of `n` as a zig-zag varint (librdkafka's `rd_uvarint_enc_i64`).
@@ -431,12 +459,45 @@ mod tests {
             .contains("249"));
     }
 
+    fn limits(message_max: usize) -> SizeLimits {
+        SizeLimits {
+            message_max,
+            ..SizeLimits::NONE
+        }
+    }
+
+    #[test]
+    fn a_payload_over_librdkafkas_whole_queue_is_refused_naming_both_limits() {
+        let r = Record::new("t").with_key("k").with_payload(vec![0u8; 2000]);
+        let limits = SizeLimits {
+            message_max: 1_000_000,
+            queue_max: 1024,
+        };
+        let err = r.validate(limits).unwrap_err();
+        assert_eq!(
+            err,
+            Error::RecordTooLargeForQueue {
+                size: 2000,
+                queue_max: 1024,
+                message_max: 1_000_000
+            }
+        );
+        let shown = err.to_string();
+        assert!(shown.contains("queue.buffering.max.kbytes=1 "), "{shown}");
+        assert!(shown.contains("message.max.bytes=1000000"), "{shown}");
+        // The key does not count: librdkafka counts payload bytes.
+        let fits = Record::new("t")
+            .with_key(vec![0u8; 4000])
+            .with_payload(vec![0u8; 1024]);
+        assert!(fits.validate(limits).is_ok());
+    }
+
     #[test]
     fn validate_rejects_negative_partition_and_non_positive_timestamp() {
         let r = Record::new("t").with_partition(-1);
-        assert_eq!(r.validate(1000), Err(Error::InvalidPartition(-1)));
+        assert_eq!(r.validate(limits(1000)), Err(Error::InvalidPartition(-1)));
         let r = Record::new("t").with_timestamp(0);
-        assert_eq!(r.validate(1000), Err(Error::InvalidTimestamp(0)));
+        assert_eq!(r.validate(limits(1000)), Err(Error::InvalidTimestamp(0)));
     }
 
     #[test]
@@ -447,12 +508,12 @@ mod tests {
             .with_header("h", "vv");
         assert_eq!(r.wire_size(), 36 + 1 + 100 + (1 + 2 + 1 + 1));
         assert_eq!(
-            r.validate(r.wire_size() - 1),
+            r.validate(limits(r.wire_size() - 1)),
             Err(Error::RecordTooLarge {
                 size: r.wire_size(),
                 max: r.wire_size() - 1
             })
         );
-        assert!(r.validate(r.wire_size()).is_ok());
+        assert!(r.validate(limits(r.wire_size())).is_ok());
     }
 }

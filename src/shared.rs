@@ -3,6 +3,8 @@
 //! producer handle, the worker and timer threads, and librdkafka's callback
 //! context.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use crossbeam::utils::CachePadded;
 
 use crate::error::Error;
@@ -11,6 +13,7 @@ use crate::loom::{Arc, AtomicU64, Mutex};
 use crate::mailbox::Mailbox;
 use crate::notify::Notify;
 use crate::pool::Pool;
+use crate::record::SizeLimits;
 use crate::ring::Ticket;
 use crate::slot::{Next, Outcome};
 use crate::timer::Timer;
@@ -23,8 +26,8 @@ pub struct Shared {
     pub(crate) ledger: Ledger,
     pub(crate) workers: Box<[Mailbox]>,
     pub(crate) timer: Timer,
-    /// librdkafka's `message.max.bytes`, checked before a record is queued.
-    pub(crate) max_message_bytes: usize,
+    /// librdkafka's size limits, checked before a record is queued.
+    pub(crate) limits: SizeLimits,
     /// The latest librdkafka statistics JSON, if `statistics.interval.ms`.
     pub(crate) librdkafka_stats: Mutex<Option<String>>,
     /// Notified when a worker has served a purge request.
@@ -34,6 +37,9 @@ pub struct Shared {
     /// Whether a producer that finds a worker asleep hands over on its
     /// behalf (`worker.rs`); not with `batch_size`, which holds records.
     pub(crate) producers_hand_over: bool,
+    /// The flush target of the latest purge still running, or 0 (see
+    /// [`Shared::purged_at_hand_over`]).
+    purging: CachePadded<AtomicU64>,
 }
 
 impl Shared {
@@ -43,7 +49,7 @@ impl Shared {
         max_in_flight: usize,
         workers: usize,
         ring_capacity: usize,
-        max_message_bytes: usize,
+        limits: SizeLimits,
         producers_hand_over: bool,
     ) -> Self {
         Self {
@@ -51,12 +57,54 @@ impl Shared {
             ledger: Ledger::new(max_in_flight as u64),
             workers: (0..workers).map(|_| Mailbox::new(ring_capacity)).collect(),
             timer: Timer::new(),
-            max_message_bytes,
+            limits,
             librdkafka_stats: Mutex::new(None),
             purge_acks: Notify::new(),
             refused: CachePadded::new(AtomicU64::new(0)),
             producers_hand_over,
+            purging: CachePadded::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A purge with flush target `target` begins: until [`Shared::end_purge`],
+    /// records of its parity are failed instead of handed over.
+    ///
+    /// A purge fails what our rings and batches hold, then what librdkafka
+    /// holds, then waits for every record admitted before it (the flush
+    /// target's two parities). Under continuous production a record of
+    /// those parities can still reach librdkafka after librdkafka was
+    /// purged (a producer admitted it just before the epoch moved, and
+    /// pushed it just after the workers served the purge), and with the
+    /// broker down it would hold the purge until `message.timeout.ms`. With
+    /// this flag up, a hand-over fails such a record instead. Records of the
+    /// other parity were admitted after the purge began and are not its
+    /// business. The flag is read under each worker's baton; the workers'
+    /// purge acknowledgements (Acquire/Release) order it before every
+    /// hand-over that starts after them, and `purge` purges librdkafka only
+    /// after every worker acknowledged, so a hand-over that began before
+    /// the flag was visible is purged there.
+    pub(crate) fn begin_purge(&self, target: u64) {
+        // Relaxed: published to the workers by the purge request's release.
+        self.purging.fetch_max(target, Relaxed);
+    }
+
+    /// The purge with flush target `target` is over (unless a later one
+    /// began meanwhile).
+    pub(crate) fn end_purge(&self, target: u64) {
+        // Relaxed: a stale flag only fails records a purge could have taken.
+        let _ = self.purging.compare_exchange(target, 0, Relaxed, Relaxed);
+    }
+
+    /// Whether a hand-over must fail the record of `ticket` as purged (see
+    /// [`Shared::begin_purge`]).
+    ///
+    /// # Safety
+    /// The caller holds the ticket, popped and not yet handed over.
+    pub(crate) unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
+        // Relaxed: see `begin_purge`.
+        let target = self.purging.load(Relaxed);
+        // SAFETY: forwarded contract.
+        target != 0 && unsafe { self.pool.slot(ticket.index()).parity() } == (target & 1) as usize
     }
 
     /// The slot pool.

@@ -49,6 +49,7 @@ use crate::delivery::{Delivery, Timestamp};
 use crate::error::{DeliveryError, Error, Persistence};
 use crate::loom::{AtomicU32, AtomicU64, AtomicWaker, UnsafeCell};
 use crate::record::Record;
+use crate::wait::Reporting;
 
 /// Set while the slot is out of the pool.
 const IN_USE: u64 = 1 << 0;
@@ -286,7 +287,12 @@ impl Slot {
                 .with_mut(|r| unsafe { (*r).take() })
                 .expect(HOLDS);
             let result = outcome.into_result(record);
-            if catch_unwind(AssertUnwindSafe(|| callback(result))).is_err() {
+            // The callback may drop the last producer handle: that drop
+            // must hand the shutdown to another thread (`wait.rs`).
+            let reporting = Reporting::enter();
+            let ran = catch_unwind(AssertUnwindSafe(|| callback(result)));
+            drop(reporting);
+            if ran.is_err() {
                 log::error!("a delivery callback panicked; the panic was contained");
             }
             return Some(Claim {
@@ -374,6 +380,17 @@ impl Slot {
         // AcqRel: Acquire sees the outcome if complete (we drop it on
         // release); Release hands our side over to the completer otherwise.
         self.state.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
+    }
+
+    /// The ledger parity the slot's record was admitted under.
+    ///
+    /// # Safety
+    /// As for [`Slot::with_record`]: the caller holds the record's ticket,
+    /// popped and not yet handed over.
+    pub unsafe fn parity(&self) -> usize {
+        // Relaxed: the parity bit was written by `occupy`, which the ticket's
+        // journey through the ring already ordered before us.
+        usize::from(self.state.load(Relaxed) & PARITY != 0)
     }
 
     /// Whether the slot is out of the pool.

@@ -44,7 +44,7 @@ use crate::error::Error;
 use crate::loom::Arc;
 use crate::mailbox::Mailbox;
 use crate::native::client::NativeProducer;
-use crate::native::handover::{Handover, Mode, UNASSIGNED};
+use crate::native::handover::{Handover, UNASSIGNED};
 use crate::native::topic::{TopicCache, TopicInfo};
 use crate::record::Record;
 use crate::ring::Ticket;
@@ -53,6 +53,14 @@ use crate::slot::Outcome;
 
 /// Times an idle worker yields before it parks.
 const GRACE_YIELDS: usize = 2;
+
+/// How long a worker whose hand-over found librdkafka's queue full sleeps
+/// before it tries again (unless a purge, a stop or a flush wakes it). The
+/// queue frees up as reports come in, but librdkafka uncounts a message
+/// only after its report's callback has returned, so no report can tell
+/// the worker that room is there; a short sleep can. It only happens while
+/// librdkafka holds `queue.buffering.max.kbytes` of payloads.
+const FULL_RETRY: Duration = Duration::from_millis(1);
 
 /// Pushes that find the worker asleep less than this far apart (faster
 /// than 500k records/s) wake it instead of handing over themselves: at
@@ -103,6 +111,11 @@ impl Stage {
             topics,
             ..
         } = self;
+        // SAFETY: the ticket was popped under the baton and not handed over.
+        if unsafe { shared.purged_at_hand_over(ticket) } {
+            shared.complete(ticket, Outcome::failed(Error::Purged));
+            return true;
+        }
         let slot = shared.pool.slot(ticket.index());
         // SAFETY: the ticket was popped under the baton and not handed
         // over yet; nobody else touches the record.
@@ -130,9 +143,10 @@ impl Stage {
         true
     }
 
-    /// Hands every batch to librdkafka; in `Mode::NoWait`, stops at a full
-    /// queue and keeps the rest held.
-    fn hand_over(&mut self, shared: &Shared, mailbox: &Mailbox, mode: Mode) {
+    /// Hands every batch to librdkafka; stops at a full queue and keeps the
+    /// rest held, in order. `by_producer`: a producer's round, for the
+    /// statistics.
+    fn hand_over(&mut self, shared: &Shared, mailbox: &Mailbox, by_producer: bool) {
         let Stage {
             native,
             batches,
@@ -143,13 +157,12 @@ impl Stage {
         let (mut records, mut calls) = (0, 0);
         batches.hand_over(|key, tickets| {
             let topic = topics.handle(key.topic);
-            let handed =
-                handover.hand_over(shared, native.ptr(), topic, key.partition, tickets, mode);
+            let handed = handover.hand_over(shared, native.ptr(), topic, key.partition, tickets);
             records += handed.done as u64;
             calls += handed.calls;
             handed.done
         });
-        mailbox.handed_over(records, calls, mode == Mode::NoWait);
+        mailbox.handed_over(records, calls, by_producer);
     }
 }
 
@@ -196,7 +209,7 @@ pub(crate) fn hand_over_for_worker(
         }
         placed
     });
-    stage.hand_over(shared, mailbox, Mode::NoWait);
+    stage.hand_over(shared, mailbox, true);
     stage.unplaced = unplaced;
     unplaced.is_some() || stage.batches.held() > 0 || !mailbox.ring.is_empty()
 }
@@ -220,6 +233,8 @@ pub(crate) struct Worker {
 enum Next {
     Again,
     Idle,
+    /// librdkafka's queue is full: wait a moment for room, then again.
+    Full,
     Exit,
 }
 
@@ -272,6 +287,7 @@ impl Worker {
             match next {
                 Next::Again => {}
                 Next::Exit => break,
+                Next::Full => mailbox.park_until_retry(FULL_RETRY),
                 Next::Idle => {
                     // A brief grace period before sleeping: under load the
                     // next ticket is usually a moment away, and a worker that
@@ -301,7 +317,10 @@ impl Worker {
             if let Some(ticket) = stage.unplaced.take() {
                 fail(ticket);
             }
-            mailbox.drain(usize::MAX, |ticket| {
+            // At most a ring's worth: every ticket pushed before the request
+            // is in it, and producers refilling the ring meanwhile cannot
+            // keep the purge going (their records are not its business).
+            mailbox.drain(mailbox.ring.capacity(), |ticket| {
                 fail(ticket);
                 true
             });
@@ -326,7 +345,10 @@ impl Worker {
         };
         if stage.batches.held() > 0 {
             if due {
-                stage.hand_over(shared, mailbox, Mode::Wait);
+                stage.hand_over(shared, mailbox, false);
+                if stage.batches.held() > 0 {
+                    return Next::Full;
+                }
             } else {
                 let timer = &shared.timer;
                 let timeout = self.config.buffer_timeout.as_nanos() as u64;

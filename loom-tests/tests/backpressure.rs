@@ -55,7 +55,7 @@ fn backpressure_model_catches_a_skipped_space_notification() {
 }
 
 fn room_model() {
-    let shared = Arc::new(Shared::new(1, 1, 2, 1_000_000, false));
+    let shared = Arc::new(Shared::new(1, 1, 2, SizeLimits::NONE, false));
     let first = loom::future::block_on(intake(&shared, record("a"))).expect("room for the first");
     let producer = {
         let shared = Arc::clone(&shared);

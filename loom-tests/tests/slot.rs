@@ -13,7 +13,7 @@ use loom_tests::*;
 /// A producer state with one record in flight; returns it and the record's
 /// ticket.
 fn one_record() -> (Arc<Shared>, Ticket) {
-    let shared = Arc::new(Shared::new(1, 1, 1, 1_000_000, false));
+    let shared = Arc::new(Shared::new(1, 1, 1, SizeLimits::NONE, false));
     let index = shared.pool().acquire();
     let parity = shared.ledger().admit().unwrap();
     // SAFETY: just acquired, never published.

@@ -18,6 +18,7 @@ use crate::error::{Error, Persistence};
 use crate::native::{c_str, client::context};
 use crate::ring::Ticket;
 use crate::slot::Outcome;
+use crate::wait::Reporting;
 
 /// Registers the callbacks on a native configuration.
 ///
@@ -102,6 +103,8 @@ unsafe extern "C" fn log(
     line: *const c_char,
 ) {
     let _ = catch_unwind(|| {
+        // The application's logger runs here, on a librdkafka thread.
+        let _reporting = Reporting::enter();
         let level = match level {
             0..=3 => log::Level::Error,
             4 => log::Level::Warn,

@@ -7,18 +7,30 @@
 //! every `MAX_RUN` records), so the batch keeps its order.
 //!
 //! Payloads are referenced, not copied (no `RD_KAFKA_MSG_F_COPY`): the slot
-//! keeps the bytes alive until the delivery report. `RD_KAFKA_MSG_F_BLOCK`
-//! makes a full librdkafka queue (`queue.buffering.max.kbytes`) block the
-//! worker on librdkafka's condition variable until room frees up, instead
-//! of failing the record: backpressure, not loss, with no sleep loop. Every
-//! record carries its own partition (`RD_KAFKA_MSG_F_PARTITION`) so the
-//! batch call takes the path that releases the topic lock while blocked.
+//! keeps the bytes alive until the delivery report.
 //!
-//! A producer handing over on the worker's behalf (see `worker.rs`) must
-//! never wait, so it hands over without `RD_KAFKA_MSG_F_BLOCK`: on a full
-//! queue librdkafka refuses the record with `QUEUE_FULL`, and the batch
-//! call every record after it too, so the records from that one on are
-//! kept, in order, for the worker (which waits).
+//! A batch goes to its one partition: `rd_kafka_produce_batch` is called
+//! with the batch's partition (explicit, or `RD_KAFKA_PARTITION_UA` for the
+//! partitioner's choice), never with `RD_KAFKA_MSG_F_PARTITION`. With that
+//! flag, librdkafka creates each message before it looks up its partition,
+//! and a partition that does not exist then leaves the message created and
+//! counted against `queue.buffering.max.messages`/`kbytes` for ever
+//! (`rd_kafka_produce_batch`, the `rd_kafka_toppar_get_avail` branch): after
+//! enough such records every later one waits for room that never comes.
+//! Called for one partition, librdkafka looks the partition up once, before
+//! it creates any message, and refuses the whole call at no cost when it
+//! does not exist; the partitioner's path and `rd_kafka_produceva` destroy
+//! what they refuse.
+//!
+//! Nothing here waits: there is no `RD_KAFKA_MSG_F_BLOCK`. When librdkafka's
+//! queue is full (`queue.buffering.max.kbytes`; its message count is kept
+//! above our own bound, see `config.rs`) it refuses the record with
+//! `QUEUE_FULL`, and the batch call every record after it too, so the
+//! records from that one on are kept, in order, for the next hand-over.
+//! The worker then waits for room itself, where a purge, a stop or a flush
+//! can still reach it (`worker.rs`); blocked inside librdkafka, it could be
+//! reached by nothing but librdkafka's own wake-up, which comes only when
+//! its counts cross a threshold.
 //!
 //! A record librdkafka refuses for any other reason (unknown partition,
 //! fatal error, transactional state) is failed on the handing-over thread
@@ -39,23 +51,6 @@ use crate::slot::Outcome;
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 pub(crate) const UNASSIGNED: i32 = -1;
-
-/// Whether a full librdkafka queue waits (the worker) or stops the
-/// hand-over (a producer on the worker's behalf).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Wait,
-    NoWait,
-}
-
-impl Mode {
-    fn flags(self) -> c_int {
-        match self {
-            Mode::Wait => rd::RD_KAFKA_MSG_F_BLOCK,
-            Mode::NoWait => 0,
-        }
-    }
-}
 
 const QUEUE_FULL: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
 
@@ -87,8 +82,8 @@ pub(crate) struct Handed {
     /// librdkafka calls made.
     pub(crate) calls: u64,
     /// Records from the front of the batch that librdkafka took or that
-    /// failed; the rest (only in `Mode::NoWait`, on a full queue) are the
-    /// caller's to keep.
+    /// failed; the rest (librdkafka's queue was full) are the caller's to
+    /// keep.
     pub(crate) done: usize,
 }
 
@@ -103,7 +98,6 @@ impl Handover {
         topic: &NativeTopic,
         partition: i32,
         tickets: &[Ticket],
-        mode: Mode,
     ) -> Handed {
         let (mut calls, mut i) = (0, 0);
         loop {
@@ -118,7 +112,7 @@ impl Handover {
             }
             if !self.messages.is_empty() {
                 calls += 1;
-                if let Some(kept) = self.flush(shared, topic, mode) {
+                if let Some(kept) = self.flush(shared, topic, partition) {
                     return Handed {
                         calls,
                         done: run_start + kept,
@@ -140,11 +134,11 @@ impl Handover {
                 shared
                     .pool
                     .slot(ticket.index())
-                    .with_record(|record| produce_one(rk, topic, partition, record, ticket, mode))
+                    .with_record(|record| produce_one(rk, topic, partition, record, ticket))
             };
             match sent {
                 Ok(()) => {}
-                Err(QUEUE_FULL) if mode == Mode::NoWait => return Handed { calls, done: i },
+                Err(QUEUE_FULL) => return Handed { calls, done: i },
                 Err(code) => shared.complete(
                     ticket,
                     Outcome::failed(Error::kafka(RDKafkaErrorCode::from(code))),
@@ -170,22 +164,17 @@ impl Handover {
         }
     }
 
-    /// Sends the pending run of plain records in one batch call. Returns
-    /// `None` when every record was taken or failed, or, when a full queue
-    /// stopped the call (`Mode::NoWait`), how many at the front were.
-    fn flush(&mut self, shared: &Shared, topic: &NativeTopic, mode: Mode) -> Option<usize> {
+    /// Sends the pending run of plain records to `partition` in one batch
+    /// call. Returns `None` when every record was taken or failed, or, when
+    /// a full queue stopped the call, how many at the front were.
+    fn flush(&mut self, shared: &Shared, topic: &NativeTopic, partition: i32) -> Option<usize> {
         let count = c_int::try_from(self.messages.len()).expect("a run fits in a c_int");
         // SAFETY: `messages` holds `count` initialised entries whose payload
         // and key pointers stay valid until their delivery reports (slots
-        // own the bytes); the topic handle is live.
+        // own the bytes); the topic handle is live. No flags: one partition
+        // for the whole call, no blocking (module docs).
         let accepted = unsafe {
-            rd::rd_kafka_produce_batch(
-                topic.ptr(),
-                UNASSIGNED,
-                mode.flags() | rd::RD_KAFKA_MSG_F_PARTITION,
-                self.messages.as_mut_ptr(),
-                count,
-            )
+            rd::rd_kafka_produce_batch(topic.ptr(), partition, 0, self.messages.as_mut_ptr(), count)
         };
         let mut stopped = None;
         if accepted < count {
@@ -194,7 +183,7 @@ impl Handover {
                     rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {}
                     // librdkafka refuses every record after the first
                     // that found the queue full.
-                    QUEUE_FULL if mode == Mode::NoWait => {
+                    QUEUE_FULL => {
                         stopped = Some(i);
                         break;
                     }
@@ -241,7 +230,6 @@ fn produce_one(
     partition: i32,
     record: &Record,
     ticket: Ticket,
-    mode: Mode,
 ) -> Result<(), rd::rd_kafka_resp_err_t> {
     use rd::rd_kafka_vtype_t as V;
     use rd::rd_kafka_vu_s__bindgen_ty_1 as U;
@@ -283,7 +271,7 @@ fn produce_one(
                 ptr: ticket.to_opaque(),
             },
         ),
-        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: mode.flags() }),
+        vu(V::RD_KAFKA_VTYPE_MSGFLAGS, U { i: 0 }),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
         vu(V::RD_KAFKA_VTYPE_END, U { i: 0 }),
     ];

@@ -149,3 +149,114 @@ pub fn run<F: std::future::Future>(limit: Duration, f: F) -> F::Output {
                 .expect("the test did not finish in time: something hangs")
         })
 }
+
+/// Runs `f` on a thread of its own and returns its result, failing the test
+/// if it has not returned after `limit` (a hang, even in a blocking call
+/// such as `Drop`, fails instead of blocking the suite; the stuck thread is
+/// left behind and ends with the test process).
+pub fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("test-within".into())
+        .spawn(move || {
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+        })
+        .expect("spawn");
+    match result.recv_timeout(limit) {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("{what} did not finish within {limit:?}: it hangs"),
+    }
+}
+
+/// Runs the `#[ignore]`d test `name` of this test binary in a child process
+/// (a scenario that could abort the process), killing it after `limit`.
+/// Returns whether it exited successfully, and its output.
+pub fn in_child(name: &str, limit: Duration) -> (bool, String) {
+    use std::io::Read;
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the child");
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    let _ = child.stdout.take().unwrap().read_to_string(&mut text);
+    let _ = child.stderr.take().unwrap().read_to_string(&mut text);
+    assert!(
+        text.contains("running 1 test"),
+        "no test named {name} ran:\n{text}"
+    );
+    match status {
+        None => (false, format!("killed after {limit:?} (it hangs)\n{text}")),
+        Some(status) => (status.success(), format!("{status}\n{text}")),
+    }
+}
+
+/// The names of this process's threads whose name starts with `prefix`.
+pub fn threads_named(prefix: &str) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
+/// Waits until no thread of the producer or of librdkafka is left (each
+/// producer shut down and its handle destroyed), failing after `limit`.
+pub fn await_no_client_threads(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left: Vec<String> = threads_named("aioproducer")
+            .into_iter()
+            .chain(threads_named("rdk:"))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "threads still running after {limit:?}: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// librdkafka's own count of messages in its queues (`msg_cnt` of its
+/// statistics JSON; needs `statistics.interval.ms`), once a fresh
+/// statistics line has arrived.
+pub fn librdkafka_msg_cnt(producer: &AioProducer) -> Option<u64> {
+    let json = producer.stats().librdkafka?;
+    let start = json.find("\"msg_cnt\":")? + "\"msg_cnt\":".len();
+    let digits: String = json[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}

@@ -1,0 +1,386 @@
+//! Defects a review found (issue 8): hangs, aborts, leaks and misreported
+//! records. Each test failed (or hung, or aborted) before its fix; the
+//! commit that fixed it says what it showed. Every test has a deadline, and
+//! a scenario that could abort the process runs in a child process.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use aioproducer::{Error, Record};
+use common::{
+    await_no_client_threads, builder, cluster, deliver_first, in_child, librdkafka_msg_cnt, run,
+    within,
+};
+
+/// Each test's deadline, whole: a hang fails the test, even one inside a
+/// `Drop` while a failed assertion unwinds.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+// ---- 1. the last handle dropped inside a delivery callback ---------------
+
+/// Records each produced with a callback that owns a clone of the producer;
+/// the application drops its own handle at once, so the last handle goes
+/// inside a callback, on librdkafka's thread (delivered records) or on the
+/// thread that handed the record over (refused ones).
+fn drop_last_handle_in_callbacks(refused: bool) {
+    const N: usize = 20;
+    let cluster = cluster("drop-in-callback", 1);
+    let producer = builder(&cluster)
+        .drop_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    deliver_first(&producer, "drop-in-callback");
+    // A slow broker: every report comes after the application's drop.
+    cluster
+        .mock()
+        .broker_round_trip_time(1, Duration::from_millis(100))
+        .unwrap();
+    let (reports, reported) = mpsc::channel();
+    for i in 0..N {
+        let mut record = Record::new("drop-in-callback").with_payload(i.to_string());
+        if refused {
+            record = record.with_partition(99); // the topic has one partition
+        }
+        let (clone, reports) = (producer.clone(), reports.clone());
+        producer
+            .try_produce_with_callback(record, move |result| {
+                let _ = reports.send(result.is_ok());
+                drop(clone);
+            })
+            .expect("room");
+    }
+    drop(reports);
+    let started = Instant::now();
+    drop(producer);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "our own drop is not the last"
+    );
+    let outcomes: Vec<bool> = reported.iter().take(N + 1).collect();
+    assert_eq!(outcomes.len(), N, "every record reported exactly once");
+    assert!(outcomes.iter().all(|&ok| ok != refused), "{outcomes:?}");
+    // The producer shuts down on a thread of its own: all its threads and
+    // librdkafka's end (the cluster's own go with it).
+    drop(cluster);
+    await_no_client_threads(Duration::from_secs(10));
+}
+
+#[test]
+#[ignore = "run in a child process by the test below"]
+fn child_drop_last_handle_in_a_delivery_callback() {
+    drop_last_handle_in_callbacks(false);
+}
+
+#[test]
+#[ignore = "run in a child process by the test below"]
+fn child_drop_last_handle_in_a_refusal_callback() {
+    drop_last_handle_in_callbacks(true);
+}
+
+#[test]
+fn dropping_the_last_handle_inside_a_callback_returns_and_shuts_down_elsewhere() {
+    for child in [
+        "child_drop_last_handle_in_a_delivery_callback",
+        "child_drop_last_handle_in_a_refusal_callback",
+    ] {
+        let (ok, output) = in_child(child, Duration::from_secs(60));
+        assert!(ok, "{child}: {output}");
+    }
+}
+
+// ---- 2. explicit partitions that do not exist ----------------------------
+
+#[test]
+fn unknown_partitions_fail_alone_and_cost_librdkafka_nothing() {
+    within(
+        DEADLINE,
+        "unknown partitions fail alone and cost librdkafka nothing",
+        || {
+            let cluster = cluster("no-such-partition", 1);
+            let producer = builder(&cluster)
+                .set("queue.buffering.max.messages", "10")
+                .set("statistics.interval.ms", "50")
+                .build()
+                .unwrap();
+            deliver_first(&producer, "no-such-partition");
+            let producer = Arc::new(producer);
+            let p = Arc::clone(&producer);
+            within(
+                Duration::from_secs(30),
+                "producing after refusals",
+                move || {
+                    run(Duration::from_secs(30), async {
+                        for i in 0..25 {
+                            let record = Record::new("no-such-partition")
+                                .with_payload(i.to_string())
+                                .with_partition(99);
+                            let failed = p.send(record).await.unwrap_err();
+                            assert_eq!(
+                                failed.error().kafka_code(),
+                                Some(
+                                    aioproducer::rdkafka::types::RDKafkaErrorCode::UnknownPartition
+                                ),
+                                "{failed}"
+                            );
+                        }
+                        p.send(Record::new("no-such-partition").with_payload("valid"))
+                            .await
+                            .expect("a valid record after the refusals is delivered");
+                    })
+                },
+            );
+            // librdkafka's own count of messages returns to zero.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if librdkafka_msg_cnt(&producer) == Some(0) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "librdkafka still counts {:?} messages",
+                    librdkafka_msg_cnt(&producer)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let producer = Arc::into_inner(producer).unwrap();
+            within(Duration::from_secs(10), "close", move || {
+                run(Duration::from_secs(10), producer.close())
+            });
+        },
+    );
+}
+
+// ---- 3. librdkafka's byte limit ------------------------------------------
+
+#[test]
+fn a_record_larger_than_librdkafkas_queue_is_refused_at_the_call_naming_both_limits() {
+    within(
+        DEADLINE,
+        "a record larger than librdkafkas queue is refused at the call naming both limits",
+        || {
+            let cluster = cluster("queue-bytes", 1);
+            let producer = builder(&cluster)
+                .set("queue.buffering.max.kbytes", "1")
+                .build()
+                .unwrap();
+            let refused = producer
+                .try_produce(Record::new("queue-bytes").with_payload(vec![7u8; 2000]))
+                .expect_err("a record that can never enter librdkafka's queue is refused");
+            let shown = refused.error().to_string();
+            assert!(
+                shown.contains("queue.buffering.max.kbytes") && shown.contains("message.max.bytes"),
+                "{shown}"
+            );
+            assert!(
+                matches!(refused.error(), Error::RecordTooLargeForQueue { .. }),
+                "{refused:?}"
+            );
+            assert_eq!(
+                refused.record().payload().unwrap().len(),
+                2000,
+                "the record handed back"
+            );
+            within(Duration::from_secs(30), "delivery and close", move || {
+                run(Duration::from_secs(30), async {
+                    producer
+                        .send(Record::new("queue-bytes").with_payload(vec![7u8; 900]))
+                        .await
+                        .expect("a record that fits is delivered");
+                    producer.close().await;
+                })
+            });
+        },
+    );
+}
+
+#[test]
+fn a_worker_waiting_for_librdkafkas_byte_room_goes_on_while_others_keep_it_busy() {
+    within(
+        DEADLINE,
+        "a worker waiting for librdkafkas byte room goes on while others keep it busy",
+        || {
+            let cluster = cluster("byte-room", 2);
+            cluster
+                .mock()
+                .broker_round_trip_time(1, Duration::from_millis(30))
+                .unwrap();
+            // 64 KiB: room for one big record and small ones around it.
+            let producer = Arc::new(
+                builder(&cluster)
+                    .workers(2)
+                    .set("queue.buffering.max.kbytes", "64")
+                    .set("linger.ms", "0")
+                    .build()
+                    .unwrap(),
+            );
+            deliver_first(&producer, "byte-room");
+            let stop = Arc::new(AtomicBool::new(false));
+            // Partition 1 trickles small records, so librdkafka's count never
+            // drops to zero and its byte total stays just under the limit.
+            let trickle = {
+                let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let mut futures = std::collections::VecDeque::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let record = Record::new("byte-room")
+                            .with_partition(1)
+                            .with_payload(vec![1u8; 1000]);
+                        match producer.try_produce(record) {
+                            Ok(f) => futures.push_back(f),
+                            Err(_) => std::thread::sleep(Duration::from_micros(200)),
+                        }
+                        if futures.len() > 200 {
+                            futures.pop_front().unwrap().wait().expect("small record");
+                        }
+                    }
+                    for f in futures {
+                        f.wait().expect("small record");
+                    }
+                })
+            };
+            std::thread::sleep(Duration::from_millis(300));
+            let big = |i: u8| {
+                Record::new("byte-room")
+                    .with_partition(0)
+                    .with_payload(vec![i; 40_000])
+            };
+            let p = Arc::clone(&producer);
+            let result = within(Duration::from_secs(60), "big records", move || {
+                let started = Instant::now();
+                let futures: Vec<_> = (0..3)
+                    .map(|i| p.try_produce(big(i)).expect("room"))
+                    .collect();
+                for f in futures {
+                    f.wait().expect("big record delivered");
+                }
+                started.elapsed()
+            });
+            stop.store(true, Ordering::Relaxed);
+            trickle.join().unwrap();
+            assert!(
+                result < Duration::from_secs(5),
+                "three big records took {result:?} while small ones kept librdkafka busy"
+            );
+        },
+    );
+}
+
+// ---- 4. purge under continuous production ----------------------------------
+
+#[test]
+fn purge_resolves_while_eight_threads_keep_producing_to_a_broker_that_is_down() {
+    within(
+        DEADLINE,
+        "purge resolves while eight threads keep producing to a broker that is down",
+        || {
+            let cluster = cluster("purge-busy", 6);
+            let producer = Arc::new(builder(&cluster).build().unwrap());
+            deliver_first(&producer, "purge-busy");
+            cluster.mock().broker_down(1).unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let accepted = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = (0..8)
+                .map(|t| {
+                    let (producer, stop, accepted) = (
+                        Arc::clone(&producer),
+                        Arc::clone(&stop),
+                        Arc::clone(&accepted),
+                    );
+                    std::thread::spawn(move || {
+                        let mut i = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            let record = Record::new("purge-busy").with_payload(format!("{t}-{i}"));
+                            match producer.try_produce(record) {
+                                Ok(future) => {
+                                    drop(future);
+                                    accepted.fetch_add(1, Ordering::Relaxed);
+                                }
+                                Err(_) => std::thread::yield_now(),
+                            }
+                            i += 1;
+                        }
+                    })
+                })
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while accepted.load(Ordering::Relaxed) < 100_000 {
+                assert!(Instant::now() < deadline, "producers are stuck");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for _ in 0..3 {
+                let p = Arc::clone(&producer);
+                let took = within(Duration::from_secs(20), "purge", move || {
+                    let started = Instant::now();
+                    run(Duration::from_secs(20), p.purge());
+                    started.elapsed()
+                });
+                assert!(took < Duration::from_secs(5), "purge took {took:?}");
+            }
+            stop.store(true, Ordering::Relaxed);
+            for t in threads {
+                t.join().unwrap();
+            }
+            cluster.mock().broker_up(1).unwrap();
+            let producer = Arc::into_inner(producer).unwrap();
+            within(Duration::from_secs(30), "purge and close", move || {
+                run(Duration::from_secs(30), async {
+                    producer.purge().await;
+                    producer.close().await;
+                });
+                assert_eq!(producer.len(), 0);
+            });
+        },
+    );
+}
+
+// ---- 10. any drop timeout --------------------------------------------------
+
+#[test]
+fn any_drop_timeout_works_and_drop_waits_at_most_its_timeout() {
+    within(
+        DEADLINE,
+        "any drop timeout works and drop waits at most its timeout",
+        || {
+            let cluster = cluster("drop-timeout", 1);
+            for timeout in [Duration::MAX, Duration::ZERO, Duration::from_secs(u64::MAX)] {
+                let producer = builder(&cluster).drop_timeout(timeout).build().unwrap();
+                deliver_first(&producer, "drop-timeout");
+                within(Duration::from_secs(10), "drop", move || drop(producer));
+            }
+            // With the broker down, records wait the whole timeout, then fail: the
+            // drop takes the timeout and a moment to purge, not a multiple of it.
+            let timeout = Duration::from_secs(2);
+            let producer = builder(&cluster)
+                .drop_timeout(timeout)
+                .set("queue.buffering.max.kbytes", "4")
+                .build()
+                .unwrap();
+            deliver_first(&producer, "drop-timeout");
+            cluster.mock().broker_down(1).unwrap();
+            let futures: Vec<_> = (0..20)
+                .filter_map(|i| {
+                    let record = Record::new("drop-timeout").with_payload(vec![i; 1000]);
+                    producer.try_produce(record).ok()
+                })
+                .collect();
+            assert!(futures.len() >= 5, "records accepted");
+            let took = within(Duration::from_secs(30), "drop", move || {
+                let started = Instant::now();
+                drop(producer);
+                started.elapsed()
+            });
+            assert!(
+                took < timeout + Duration::from_secs(1),
+                "drop took {took:?}"
+            );
+            for f in futures {
+                let failed = f.wait().expect_err("purged");
+                assert_eq!(*failed.error(), Error::Purged);
+            }
+            cluster.mock().broker_up(1).unwrap();
+        },
+    );
+}
