@@ -91,6 +91,19 @@ pub enum Error {
         /// The producer can no longer be used.
         fatal: bool,
     },
+    /// librdkafka raised a fatal error (an idempotent or transactional
+    /// producer lost its guarantees, e.g. its producer id was refused or
+    /// fenced, or a sequence gap was found with
+    /// `enable.gapless.guarantee`): the producer can no longer produce.
+    /// Every record it could not deliver fails with this error, and so does
+    /// every later call; see [`AioProducer::fatal_error`](crate::AioProducer::fatal_error).
+    /// Build a new producer to go on.
+    Fatal {
+        /// The underlying error code (not librdkafka's generic `Fatal`).
+        code: RDKafkaErrorCode,
+        /// librdkafka's description.
+        reason: String,
+    },
     /// librdkafka or the broker reported an error.
     Kafka {
         /// librdkafka's error code.
@@ -111,7 +124,9 @@ impl Error {
     /// The librdkafka error code, for errors that came from librdkafka.
     pub fn kafka_code(&self) -> Option<RDKafkaErrorCode> {
         match self {
-            Error::Kafka { code, .. } | Error::Transaction { code, .. } => Some(*code),
+            Error::Kafka { code, .. }
+            | Error::Transaction { code, .. }
+            | Error::Fatal { code, .. } => Some(*code),
             Error::RecordTooLarge { .. }
             | Error::RecordTooLargeForTopic { .. }
             | Error::RecordTooLargeForQueue { .. } => Some(RDKafkaErrorCode::MessageSizeTooLarge),
@@ -175,8 +190,10 @@ impl Error {
     /// Whether the producer instance can no longer produce (librdkafka raised
     /// a fatal error, e.g. the idempotent producer lost its sequence).
     pub fn is_fatal(&self) -> bool {
-        if let Error::Transaction { fatal, .. } = self {
-            return *fatal;
+        match self {
+            Error::Transaction { fatal, .. } => return *fatal,
+            Error::Fatal { .. } => return true,
+            _ => {}
         }
         matches!(
             self,
@@ -236,6 +253,10 @@ impl fmt::Display for Error {
             Error::Transaction { code, message, .. } => {
                 write!(f, "transaction error {code:?}: {message}")
             }
+            Error::Fatal { code, reason } => write!(
+                f,
+                "fatal error, the producer can no longer produce: {code} ({reason})"
+            ),
             Error::Kafka { code, detail } => {
                 write!(f, "Kafka error: {code}")?;
                 if let Some(detail) = detail {

@@ -210,6 +210,8 @@ impl Future for Intake<'_> {
                 State::New { record, callback } => {
                     let checked = if shared.ledger.is_closed() {
                         Err(Error::Closed)
+                    } else if let Some(fatal) = shared.fatal() {
+                        Err(fatal.clone())
                     } else {
                         record.validate(shared.limits)
                     };

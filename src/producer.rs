@@ -342,7 +342,16 @@ impl AioProducer {
                 })
                 .collect(),
             librdkafka: shared.librdkafka_stats.lock().clone(),
+            fatal_error: self.fatal_error(),
         }
+    }
+
+    /// The fatal error librdkafka raised, if it did: the producer can no
+    /// longer produce. Every record it could not deliver failed with this
+    /// error ([`Error::is_fatal`]), and every later `produce` call fails with
+    /// it at once. Build a new producer to go on.
+    pub fn fatal_error(&self) -> Option<Error> {
+        self.inner.shared.fatal().cloned()
     }
 }
 

@@ -4,6 +4,7 @@
 //! context.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
@@ -37,6 +38,8 @@ pub struct Shared {
     /// Whether a producer that finds a worker asleep hands over on its
     /// behalf (`worker.rs`); not with `batch_size`, which holds records.
     pub(crate) producers_hand_over: bool,
+    /// The fatal error librdkafka raised, once it did.
+    fatal: OnceLock<Error>,
     /// The flush target of the latest purge still running, or 0 (see
     /// [`Shared::purged_at_hand_over`]).
     purging: CachePadded<AtomicU64>,
@@ -63,7 +66,19 @@ impl Shared {
             refused: CachePadded::new(AtomicU64::new(0)),
             producers_hand_over,
             purging: CachePadded::new(AtomicU64::new(0)),
+            fatal: OnceLock::new(),
         }
+    }
+
+    /// The fatal error that ended the producer, if any.
+    pub(crate) fn fatal(&self) -> Option<&Error> {
+        self.fatal.get()
+    }
+
+    /// Records the producer's fatal error (the first one counts) and returns
+    /// it, to fail the record that found it.
+    pub(crate) fn set_fatal(&self, error: Error) -> Error {
+        self.fatal.get_or_init(|| error).clone()
     }
 
     /// A purge with flush target `target` begins: until [`Shared::end_purge`],

@@ -23,6 +23,9 @@ pub struct Stats {
     /// librdkafka's latest statistics JSON, when `statistics.interval.ms` is
     /// set.
     pub librdkafka: Option<String>,
+    /// The fatal error that ended the producer, if one was raised
+    /// ([`AioProducer::fatal_error`](crate::AioProducer::fatal_error)).
+    pub fatal_error: Option<crate::Error>,
 }
 
 /// The delivery-slot pool.

@@ -384,3 +384,46 @@ fn any_drop_timeout_works_and_drop_waits_at_most_its_timeout() {
         },
     );
 }
+
+// ---- 8. fatal errors ---------------------------------------------------------
+
+#[test]
+fn a_fatal_idempotence_error_fails_every_record_as_fatal_and_stops_intake() {
+    use aioproducer::rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
+    within(DEADLINE, "a fatal error", || {
+        let cluster = cluster("fatal", 3);
+        // The producer id is refused for good: librdkafka raises a fatal
+        // error and purges its queue.
+        cluster.mock().request_errors(
+            RDKafkaApiKey::InitProducerId,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED; 4],
+        );
+        let producer = builder(&cluster).build().unwrap();
+        let futures: Vec<_> = (0..100)
+            .map(|i| {
+                producer
+                    .try_produce(Record::new("fatal").with_payload(i.to_string()))
+                    .expect("accepted before the fatal error is known")
+            })
+            .collect();
+        for f in futures {
+            let failed = f.wait().expect_err("no record can be delivered");
+            assert!(failed.error().is_fatal(), "{failed}");
+            assert_ne!(*failed.error(), Error::Purged, "not a user's purge");
+        }
+        let fatal = producer.fatal_error().expect("the producer says it is dead");
+        assert!(fatal.is_fatal());
+        assert_eq!(
+            fatal.kafka_code(),
+            Some(RDKafkaErrorCode::ClusterAuthorizationFailed),
+            "{fatal}"
+        );
+        assert_eq!(producer.stats().fatal_error.as_ref(), Some(&fatal));
+        let refused = producer
+            .try_produce(Record::new("fatal").with_payload("late"))
+            .expect_err("intake stops");
+        assert_eq!(*refused.error(), fatal);
+        assert_eq!(refused.record().payload().unwrap().as_ref(), b"late");
+        run(Duration::from_secs(30), producer.close());
+    });
+}

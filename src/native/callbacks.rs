@@ -15,7 +15,8 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use crate::delivery::Timestamp;
 use crate::error::{Error, Persistence};
-use crate::native::{c_str, client::context};
+use crate::native::c_str;
+use crate::native::client::{context, fatal_error, fatal_or};
 use crate::ring::Ticket;
 use crate::slot::Outcome;
 use crate::wait::Reporting;
@@ -36,7 +37,7 @@ pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t) {
 
 /// The delivery report of one record: complete its slot.
 unsafe extern "C" fn delivery_report(
-    _rk: *mut rd::rd_kafka_t,
+    rk: *mut rd::rd_kafka_t,
     message: *const rd::rd_kafka_message_t,
     opaque: *mut c_void,
 ) {
@@ -46,7 +47,15 @@ unsafe extern "C" fn delivery_report(
         let (context, message) = unsafe { (context(opaque), &*message) };
         let ticket = Ticket::from_opaque(message._private);
         // SAFETY: `message` is valid for this call.
-        let outcome = unsafe { outcome(message) };
+        let outcome = match unsafe { outcome(message) } {
+            // A record failed by a fatal error (or by the purge librdkafka
+            // runs after one) says so.
+            Outcome::Failed { error, persistence } => Outcome::Failed {
+                error: fatal_or(&context.shared, rk, error),
+                persistence,
+            },
+            delivered => delivered,
+        };
         context.shared.complete(ticket, outcome);
     }));
     if result.is_err() {
@@ -121,23 +130,29 @@ unsafe extern "C" fn log(
 
 /// Client-wide errors (brokers down, fatal idempotence errors).
 unsafe extern "C" fn error(
-    _rk: *mut rd::rd_kafka_t,
+    rk: *mut rd::rd_kafka_t,
     code: c_int,
     reason: *const c_char,
-    _opaque: *mut c_void,
+    opaque: *mut c_void,
 ) {
-    let _ = catch_unwind(|| {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
         let code = RDKafkaRespErr::try_from(code).map(RDKafkaErrorCode::from);
         // SAFETY: NUL-terminated string valid for the call.
         let reason = unsafe { c_str(reason) };
         match code {
             Ok(RDKafkaErrorCode::Fatal) => {
-                log::error!(target: "librdkafka", "fatal error: {reason}")
+                log::error!(target: "librdkafka", "fatal error: {reason}");
+                if let Some(fatal) = fatal_error(rk) {
+                    // SAFETY: our client's opaque, alive for the call.
+                    let context = unsafe { context(opaque) };
+                    // Intake stops at once (the first fatal error counts).
+                    let _ = context.shared.set_fatal(fatal);
+                }
             }
             Ok(code) => log::warn!(target: "librdkafka", "{code:?}: {reason}"),
             Err(_) => log::warn!(target: "librdkafka", "error {reason}"),
         }
-    });
+    }));
 }
 
 /// librdkafka's statistics JSON (`statistics.interval.ms`): kept for

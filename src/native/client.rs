@@ -25,7 +25,7 @@ use std::time::Duration;
 use rdkafka::bindings as rd;
 use rdkafka::client::Client;
 use rdkafka::config::ClientConfig;
-use rdkafka::types::RDKafkaType;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaType};
 use rdkafka::ClientContext;
 
 use crate::config::native_config;
@@ -170,6 +170,39 @@ impl Drop for NativeProducer {
         // SAFETY: undo the forwarding while both queues are still referenced;
         // the queue references are released before `client` (field order).
         unsafe { rd::rd_kafka_queue_forward(self.main.0, std::ptr::null_mut()) };
+    }
+}
+
+/// The fatal error librdkafka raised on `rk`, if any, with its underlying
+/// code (a record that failed with librdkafka's generic `_FATAL`, or was
+/// purged by the purge librdkafka runs on a fatal error, reports this).
+pub(crate) fn fatal_error(rk: *mut rd::rd_kafka_t) -> Option<Error> {
+    let mut reason = [0 as std::ffi::c_char; 512];
+    // SAFETY: `rk` is a live handle (callers are inside its callbacks or
+    // hand-overs); librdkafka writes a NUL-terminated string of at most
+    // `reason.len()` bytes.
+    let code = unsafe { rd::rd_kafka_fatal_error(rk, reason.as_mut_ptr(), reason.len()) };
+    if code == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return None;
+    }
+    Some(Error::Fatal {
+        code: RDKafkaErrorCode::from(code),
+        // SAFETY: NUL-terminated by librdkafka (zeroed before).
+        reason: unsafe { crate::native::c_str(reason.as_ptr()) },
+    })
+}
+
+/// The error a record that failed with `error` reports: the producer's
+/// fatal error when librdkafka raised one (remembered in `shared`), since
+/// then every failure (librdkafka's generic `_FATAL`, or the purge it runs
+/// after a fatal error) comes from it; else `error`.
+pub(crate) fn fatal_or(shared: &Shared, rk: *mut rd::rd_kafka_t, error: Error) -> Error {
+    match shared.fatal() {
+        Some(fatal) => fatal.clone(),
+        None => match fatal_error(rk) {
+            Some(fatal) => shared.set_fatal(fatal),
+            None => error,
+        },
     }
 }
 

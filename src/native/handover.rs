@@ -43,6 +43,7 @@ use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::Error;
+use crate::native::client::fatal_or;
 use crate::native::topic::NativeTopic;
 use crate::record::Record;
 use crate::ring::Ticket;
@@ -112,7 +113,7 @@ impl Handover {
             }
             if !self.messages.is_empty() {
                 calls += 1;
-                if let Some(kept) = self.flush(shared, topic, partition) {
+                if let Some(kept) = self.flush(shared, rk, topic, partition) {
                     return Handed {
                         calls,
                         done: run_start + kept,
@@ -141,7 +142,7 @@ impl Handover {
                 Err(QUEUE_FULL) => return Handed { calls, done: i },
                 Err(code) => shared.complete(
                     ticket,
-                    Outcome::failed(Error::kafka(RDKafkaErrorCode::from(code))),
+                    Outcome::failed(fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code)))),
                 ),
             }
             i += 1;
@@ -167,7 +168,13 @@ impl Handover {
     /// Sends the pending run of plain records to `partition` in one batch
     /// call. Returns `None` when every record was taken or failed, or, when
     /// a full queue stopped the call, how many at the front were.
-    fn flush(&mut self, shared: &Shared, topic: &NativeTopic, partition: i32) -> Option<usize> {
+    fn flush(
+        &mut self,
+        shared: &Shared,
+        rk: *mut rd::rd_kafka_t,
+        topic: &NativeTopic,
+        partition: i32,
+    ) -> Option<usize> {
         let count = c_int::try_from(self.messages.len()).expect("a run fits in a c_int");
         // SAFETY: `messages` holds `count` initialised entries whose payload
         // and key pointers stay valid until their delivery reports (slots
@@ -188,7 +195,7 @@ impl Handover {
                         break;
                     }
                     err => {
-                        let error = Error::kafka(RDKafkaErrorCode::from(err));
+                        let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(err)));
                         shared.complete(Ticket::from_opaque(m._private), Outcome::failed(error));
                     }
                 }
