@@ -9,6 +9,7 @@ use rdkafka::config::{ClientConfig, NativeClientConfig};
 use rdkafka::error::KafkaError;
 
 use crate::error::Error;
+use crate::native::default_topic_property;
 use crate::producer::AioProducer;
 
 /// librdkafka's `queue.buffering.max.messages` default, which is also our
@@ -154,31 +155,18 @@ impl AioProducerBuilder {
 
     /// Checks our own settings and assembles librdkafka's.
     pub(crate) fn client_config(&self) -> Result<(ClientConfig, usize), Error> {
-        let own = |key: &str, value: String, reason: &str| Error::Config {
-            key: key.into(),
-            value,
-            reason: reason.into(),
-        };
         if self.workers == 0 || self.workers > 64 {
-            return Err(own("workers", self.workers.to_string(), "must be 1 to 64"));
+            return Err(refused(
+                "workers",
+                self.workers.to_string(),
+                "must be 1 to 64",
+            ));
         }
         if self.ring_capacity == 0 {
-            return Err(own("ring_capacity", "0".into(), "must be at least 1"));
+            return Err(refused("ring_capacity", "0".into(), "must be at least 1"));
         }
         if self.batch_size == Some(0) {
-            return Err(own("batch_size", "0".into(), "must be at least 1"));
-        }
-        if self
-            .properties
-            .get("delivery.report.only.error")
-            .map(String::as_str)
-            == Some("true")
-        {
-            return Err(own(
-                "delivery.report.only.error",
-                "true".into(),
-                "every record's future needs its delivery report",
-            ));
+            return Err(refused("batch_size", "0".into(), "must be at least 1"));
         }
         for (key, value) in &self.properties {
             if key.contains('\0') || value.contains('\0') {
@@ -187,7 +175,7 @@ impl AioProducerBuilder {
                 } else {
                     value.clone()
                 };
-                return Err(own(key, value, "contains a NUL byte"));
+                return Err(refused(key, value, "contains a NUL byte"));
             }
         }
         let max_in_flight = match self.properties.get("queue.buffering.max.messages") {
@@ -197,7 +185,7 @@ impl AioProducerBuilder {
                 .ok()
                 .filter(|n| (1..=LIMIT_MAX).contains(n))
                 .ok_or_else(|| {
-                    own(
+                    refused(
                         "queue.buffering.max.messages",
                         v.clone(),
                         "must be a whole number from 1 to 2147483646",
@@ -220,6 +208,110 @@ impl AioProducerBuilder {
         );
         Ok((config, max_in_flight))
     }
+}
+
+/// A configuration error naming the property, its value and why.
+fn refused(key: &str, value: String, reason: &str) -> Error {
+    Error::Config {
+        key: key.into(),
+        value,
+        reason: reason.into(),
+    }
+}
+
+/// What the producer needs to know of librdkafka's parsed configuration;
+/// see [`check_native`].
+// Read by `AioProducer::start` once its rewrite calls `check_native` (in
+// place of `native_get`); until then only the tests do. Drop this line then.
+#[cfg_attr(not(test), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NativeSettings {
+    /// `message.max.bytes`.
+    pub(crate) max_message_bytes: usize,
+    /// Whether records go out uncompressed: the effective
+    /// `compression.codec` (alias `compression.type`; the topic-level value
+    /// unless it is `inherit`, else the global one) is `none`.
+    pub(crate) uncompressed: bool,
+    /// `queue.buffering.max.kbytes` in bytes (× 1024, saturating at
+    /// `usize::MAX` as librdkafka does).
+    pub(crate) max_queue_bytes: usize,
+}
+
+/// Checks the configuration librdkafka actually parsed, and reads back what
+/// the producer needs.
+///
+/// Reading the values back, rather than matching the strings a caller set,
+/// catches every spelling librdkafka accepts (`1`, `t`, `True` for a bool;
+/// an alias; the `topic.` prefix) and its defaults.
+///
+/// Refused, because they break the invariant that every record gets
+/// exactly one delivery report through our `dr_msg_cb` and `close()`
+/// returns:
+///
+/// | property | refused value | why |
+/// |---|---|---|
+/// | `delivery.report.only.error` | true (`true`, `t`, `1`, any case) | successful records get no report: their futures never resolve, and `flush`/`close` wait for them forever |
+/// | `message.timeout.ms` (alias `delivery.timeout.ms`, also with the `topic.` prefix) | `0` | no timeout: a record for an unreachable cluster is retried forever, so `close()`, which waits for every report, never returns; any finite value up to 2147483647 ms (24.8 days) is accepted |
+///
+/// Refused by librdkafka itself from a string, so never seen here: the
+/// callbacks and opaques (`dr_cb`, `dr_msg_cb`, `background_event_cb`,
+/// `error_cb`, `opaque`, ...) and internal properties (`interceptors`,
+/// `ssl_key`, ...) can be set only through their dedicated functions.
+///
+/// Not refused, though they touch delivery reports: `produce.offset.report`
+/// (deprecated, "no longer used" by librdkafka); `enabled_events` (with a
+/// `dr_msg_cb` installed librdkafka reports through the callback whatever
+/// the event mask); `queue.buffering.max.messages` (we set it from our own
+/// bound); a long `linger.ms` or `message.timeout.ms` (slow, but bounded).
+// See `NativeSettings`: called by `AioProducer::start` once it is wired.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn check_native(native: &NativeClientConfig) -> Result<NativeSettings, Error> {
+    if native_get(native, "delivery.report.only.error")? == "true" {
+        return Err(refused(
+            "delivery.report.only.error",
+            "true".into(),
+            "librdkafka would report only failed records: a delivered record's \
+             future would never resolve, and flush and close would wait forever",
+        ));
+    }
+    if topic_get(native, "message.timeout.ms")? == "0" {
+        return Err(refused(
+            "message.timeout.ms",
+            "0".into(),
+            "0 is no timeout (also as delivery.timeout.ms): close waits for every \
+             report and would never return while the cluster is unreachable; \
+             set a finite timeout (at most 2147483647 ms)",
+        ));
+    }
+    let codec = match topic_get(native, "compression.codec")?.as_str() {
+        "inherit" => native_get(native, "compression.codec")?,
+        codec => codec.to_owned(),
+    };
+    Ok(NativeSettings {
+        max_message_bytes: native_number(native, "message.max.bytes")?,
+        uncompressed: codec == "none",
+        max_queue_bytes: native_number(native, "queue.buffering.max.kbytes")?.saturating_mul(1024),
+    })
+}
+
+/// A whole-number property as librdkafka parsed it.
+fn native_number(native: &NativeClientConfig, key: &str) -> Result<usize, Error> {
+    let value = native_get(native, key)?;
+    value
+        .parse()
+        .map_err(|_| refused(key, value, "librdkafka holds no whole number here"))
+}
+
+/// A topic-level property as librdkafka parsed it (see
+/// [`default_topic_property`]).
+fn topic_get(native: &NativeClientConfig, key: &str) -> Result<String, Error> {
+    default_topic_property(native, key).ok_or_else(|| {
+        refused(
+            key,
+            String::new(),
+            "librdkafka knows no such topic property",
+        )
+    })
 }
 
 /// Builds librdkafka's native configuration, naming the refused property.
@@ -245,11 +337,9 @@ pub(crate) fn native_config(config: &ClientConfig) -> Result<NativeClientConfig,
 /// Reads a property back from the native configuration (librdkafka's value,
 /// default included).
 pub(crate) fn native_get(native: &NativeClientConfig, key: &str) -> Result<String, Error> {
-    native.get(key).map_err(|e| Error::Config {
-        key: key.into(),
-        value: String::new(),
-        reason: e.to_string(),
-    })
+    native
+        .get(key)
+        .map_err(|e| refused(key, String::new(), &e.to_string()))
 }
 
 #[cfg(test)]
@@ -283,6 +373,126 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
+    /// What `AioProducer::start` refuses of `builder` before it starts a
+    /// thread, if anything.
+    fn refusal(builder: AioProducerBuilder) -> Option<Error> {
+        let (config, _) = match builder.client_config() {
+            Ok(config) => config,
+            Err(e) => return Some(e),
+        };
+        native_config(&config)
+            .and_then(|native| check_native(&native))
+            .err()
+    }
+
+    #[test]
+    fn every_spelling_of_true_for_delivery_report_only_error_is_refused() {
+        // librdkafka's bool parser (rdkafka_conf.c, `_RK_C_BOOL`) takes
+        // `true` and `t` in any case, and `1`.
+        for value in ["true", "TRUE", "True", "tRuE", "t", "T", "1"] {
+            let builder = AioProducerBuilder::default().set("delivery.report.only.error", value);
+            match refusal(builder) {
+                Some(Error::Config { key, .. }) => assert_eq!(key, "delivery.report.only.error"),
+                other => panic!("delivery.report.only.error={value} was not refused: {other:?}"),
+            }
+        }
+        // Not bools to librdkafka: refused as such.
+        for value in ["yes", "on", "y", "2", ""] {
+            let builder = AioProducerBuilder::default().set("delivery.report.only.error", value);
+            assert!(
+                matches!(refusal(builder), Some(Error::Config { .. })),
+                "{value:?}"
+            );
+        }
+        for value in ["false", "FALSE", "f", "F", "0"] {
+            let builder = AioProducerBuilder::default().set("delivery.report.only.error", value);
+            assert!(refusal(builder).is_none(), "{value:?} must be accepted");
+        }
+    }
+
+    #[test]
+    fn an_infinite_message_timeout_is_refused_under_each_name() {
+        for key in [
+            "message.timeout.ms",
+            "delivery.timeout.ms",
+            "topic.message.timeout.ms",
+        ] {
+            let builder = AioProducerBuilder::default().set(key, "0");
+            match refusal(builder) {
+                Some(Error::Config { key, value, .. }) => {
+                    assert_eq!((key.as_str(), value.as_str()), ("message.timeout.ms", "0"));
+                }
+                other => panic!("{key}=0 was not refused: {other:?}"),
+            }
+            let builder = AioProducerBuilder::default().set(key, "2147483647");
+            assert!(refusal(builder).is_none(), "a long finite timeout is fine");
+        }
+    }
+
+    /// The settings `check_native` reads back from `builder`'s configuration.
+    fn settings(builder: AioProducerBuilder) -> NativeSettings {
+        let (config, _) = builder.client_config().unwrap();
+        check_native(&native_config(&config).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn settings_are_read_back_as_librdkafka_parsed_them() {
+        let defaults = settings(AioProducerBuilder::default());
+        assert_eq!(
+            defaults,
+            NativeSettings {
+                max_message_bytes: 1_000_000,
+                uncompressed: true,
+                max_queue_bytes: 0x100000 * 1024,
+            }
+        );
+        let set = settings(
+            AioProducerBuilder::default()
+                .set("message.max.bytes", "0x4000")
+                .set("queue.buffering.max.kbytes", "1"),
+        );
+        assert_eq!((set.max_message_bytes, set.max_queue_bytes), (0x4000, 1024));
+        for (key, codec, uncompressed) in [
+            ("compression.type", "lz4", false),
+            ("compression.codec", "LZ4", false),
+            ("topic.compression.codec", "lz4", false),
+            ("topic.compression.type", "none", true),
+        ] {
+            let builder = AioProducerBuilder::default().set(key, codec);
+            assert_eq!(
+                settings(builder).uncompressed,
+                uncompressed,
+                "{key}={codec}"
+            );
+        }
+        // The topic level overrides the global one, unless it inherits it.
+        let builder = AioProducerBuilder::default()
+            .set("compression.codec", "lz4")
+            .set("topic.compression.codec", "none");
+        assert!(settings(builder).uncompressed);
+        let builder = AioProducerBuilder::default()
+            .set("compression.codec", "lz4")
+            .set("topic.compression.codec", "inherit");
+        assert!(!settings(builder).uncompressed);
+    }
+
+    #[test]
+    fn callbacks_cannot_be_set_from_strings() {
+        for key in [
+            "dr_cb",
+            "dr_msg_cb",
+            "background_event_cb",
+            "opaque",
+            "error_cb",
+        ] {
+            let builder = AioProducerBuilder::default().set(key, "0x1");
+            assert!(
+                matches!(refusal(builder), Some(Error::Config { .. })),
+                "{key} must be refused"
+            );
+        }
+    }
+
     #[test]
     fn own_settings_are_checked() {
         for builder in [
@@ -290,7 +500,6 @@ mod tests {
             AioProducerBuilder::default().ring_capacity(0),
             AioProducerBuilder::default().batch_size(0),
             AioProducerBuilder::default().set("queue.buffering.max.messages", "lots"),
-            AioProducerBuilder::default().set("delivery.report.only.error", "true"),
         ] {
             assert!(matches!(builder.client_config(), Err(Error::Config { .. })));
         }
