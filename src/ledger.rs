@@ -41,6 +41,20 @@
 //! record that read the epoch long ago and is counted late only joins a
 //! parity that a later check covers: it can delay a flush, never escape one.
 //!
+//! The request count lives in the word's low `REQUEST_BITS` (24) bits and
+//! wraps *within* them: a request is a CAS loop that increments that field
+//! modulo 2²⁴ and leaves the epoch as it is. (A plain `fetch_add` would
+//! carry into the epoch after 2²⁴ requests and so move it without the
+//! check, letting a flush return while a record before it is pending.
+//! Flushes are rare, so the loop costs nothing.) A request changes the word
+//! all the same, which is all the argument above needs, with one exception:
+//! a move's CAS succeeds on a stale check only if, between its load and its
+//! CAS, no move happened and a whole multiple of 2²⁴ requests did, bringing
+//! the word back to the value loaded. A check is a load, two counter reads
+//! and a CAS; sixteen million flushes, each an RMW of this one cache line,
+//! cannot start within it, and not even while a preempted thread sleeps in
+//! it for a scheduler quantum.
+//!
 //! # Close without losing a record
 //!
 //! Closing sets a `CLOSED` bit in both `accepted` words (`fetch_or`).
@@ -74,13 +88,23 @@ use crate::notify::Notify;
 /// Set in both `accepted` words once closed.
 const CLOSED: u64 = 1 << 63;
 
-/// The epoch word: the epoch in the high bits, flush requests in the low.
+/// The epoch word: the epoch in the high bits, flush requests (counted
+/// modulo 2^`REQUEST_BITS`) in the low.
 const REQUEST_BITS: u32 = 24;
-const REQUEST: u64 = 1;
+/// One move of the epoch.
 const EPOCH: u64 = 1 << REQUEST_BITS;
+/// The request field of the epoch word.
+const REQUESTS: u64 = EPOCH - 1;
 
+/// The epoch of an epoch word.
 fn epoch_of(word: u64) -> u64 {
     word >> REQUEST_BITS
+}
+
+/// The epoch word after one more flush request: the request field
+/// incremented modulo 2^`REQUEST_BITS`, the epoch unchanged.
+fn with_request(word: u64) -> u64 {
+    (word & !REQUESTS) | (word.wrapping_add(1) & REQUESTS)
 }
 
 /// The records-in/records-out counters.
@@ -213,9 +237,16 @@ impl Ledger {
 
     /// Registers a flush and returns the epoch it must reach.
     pub fn flush_target(&self) -> u64 {
-        // AcqRel: the request orders everything before this flush before
-        // every later move of the epoch (module docs).
-        epoch_of(self.epoch.fetch_add(REQUEST, AcqRel)) + 2
+        // AcqRel on the successful CAS: the request orders everything before
+        // this flush before every later move of the epoch (module docs).
+        // Relaxed loads: a value that fails the CAS is only retried, and the
+        // epoch returned is the one the successful CAS read.
+        let requested = self
+            .epoch
+            .fetch_update(AcqRel, Relaxed, |word| Some(with_request(word)));
+        // The closure never declines, so this is always `Ok`.
+        let (Ok(word) | Err(word)) = requested;
+        epoch_of(word) + 2
     }
 
     /// Moves the epoch as far as drained parities allow; `true` once it
@@ -313,6 +344,28 @@ mod tests {
         ledger.complete(early, true);
         assert!(ledger.advance(target));
         assert_eq!(ledger.in_flight(), 1);
+    }
+
+    #[test]
+    fn flush_requests_wrap_in_their_field_and_never_move_the_epoch() {
+        let ledger = Ledger::new(10);
+        let early = ledger.admit().unwrap();
+        // A first flush moves the epoch on once, then waits for `early`.
+        let first = ledger.flush_target();
+        assert!(!ledger.advance(first), "an early record is pending");
+        // As if 2^24 - 1 flushes had started since: the next one fills the
+        // request field.
+        ledger.epoch.fetch_or(REQUESTS, Relaxed);
+        let target = ledger.flush_target();
+        assert_eq!(ledger.epoch.load(Relaxed), EPOCH, "wrapped, epoch kept");
+        assert!(
+            !ledger.advance(target),
+            "a flush returned while an earlier record is pending"
+        );
+        ledger.free_room();
+        ledger.complete(early, true);
+        assert!(ledger.advance(target));
+        assert!(ledger.advance(first));
     }
 
     #[test]
