@@ -23,6 +23,19 @@
 //! within one pop, to fool it.) Push publishes the slot's emptied cells with
 //! its Release CAS; pop's Acquire load and CAS see them and the `next` link.
 //!
+//! # Scanning while the pool grows
+//!
+//! `acquire` claims a fresh index from `next` *before* it allocates and
+//! publishes the page holding it, so `next` can count indices whose page
+//! does not exist yet. A scan (`for_each`, behind `stats()`) may run at any
+//! time, so it does not trust `next` alone: it walks the pages, skips one
+//! not yet published, and reads the slots of a published one after an
+//! Acquire load of its pointer. Skipping loses nothing: `acquire` returns
+//! an index only after its page is published, so a slot on an unpublished
+//! page was handed to nobody and holds no record. Once every thread that
+//! acquired has been joined (as `fail_unreported` requires), every page
+//! below `next` is published and a scan sees every slot.
+//!
 //! The pool itself is not the bound on records in flight (the ledger is):
 //! a slot is held until its future has read the report, and a caller may
 //! keep any number of futures unread without blocking its own `produce`.
@@ -73,7 +86,12 @@ impl fmt::Debug for Pool {
 fn locate(index: usize) -> (usize, usize) {
     let scaled = index / FIRST_PAGE + 1;
     let page = (usize::BITS - 1 - scaled.leading_zeros()) as usize;
-    (page, index - FIRST_PAGE * ((1 << page) - 1))
+    (page, index - page_start(page))
+}
+
+/// Index of the first slot of `page`.
+fn page_start(page: usize) -> usize {
+    FIRST_PAGE * ((1 << page) - 1)
 }
 
 fn page_len(page: usize) -> usize {
@@ -116,15 +134,25 @@ impl Pool {
     }
 
     /// The slot behind `index`.
+    ///
+    /// # Panics
+    /// If `index` was never handed out by [`acquire`](Self::acquire).
     pub fn slot(&self, index: u32) -> &Slot {
         let (page, offset) = locate(index as usize);
+        let Some(slots) = self.published(page) else {
+            panic!("slot index {index} was never handed out")
+        };
+        &slots[offset]
+    }
+
+    /// The slots of `page`, if it is published.
+    fn published(&self, page: usize) -> Option<&[Slot]> {
         // Acquire: pairs with the Release that published the page.
         let base = self.pages[page].load(Acquire);
-        assert!(!base.is_null(), "slot index {index} was never handed out");
-        debug_assert!(offset < page_len(page));
-        // SAFETY: the page holds `page_len(page)` initialised slots, stays
-        // allocated until `self` is dropped, and `offset` is within it.
-        unsafe { &*base.add(offset) }
+        // SAFETY: a non-null page pointer was published by `page` with
+        // `page_len(page)` initialised slots, and the page stays allocated
+        // until `self` is dropped.
+        (!base.is_null()).then(|| unsafe { std::slice::from_raw_parts(base, page_len(page)) })
     }
 
     /// The page, allocated and published on first use.
@@ -209,21 +237,37 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on every slot ever created.
+    /// Runs `f` on every slot created so far whose page is published (module
+    /// docs, scanning while the pool grows): every slot handed out, and,
+    /// once every thread that acquired is joined, every slot created.
     pub fn for_each(&self, mut f: impl FnMut(u32, &Slot)) {
         let created = self.created();
-        for index in 0..created as u32 {
-            f(index, self.slot(index));
+        for page in 0..PAGES {
+            let start = page_start(page);
+            if start >= created {
+                break;
+            }
+            // Unpublished: its slots are not handed out yet (module docs).
+            let Some(slots) = self.published(page) else {
+                continue;
+            };
+            for (offset, slot) in slots.iter().take(created - start).enumerate() {
+                f((start + offset) as u32, slot);
+            }
         }
     }
 
-    /// Slots created so far.
+    /// Slots created so far (indices claimed; see [`for_each`](Self::for_each)
+    /// for whose pages exist).
     pub fn created(&self) -> usize {
+        // Relaxed: a count; a page's slots are read only after the Acquire
+        // load of its pointer (`published`).
         self.next.load(Relaxed)
     }
 
     /// Slots currently out of the pool: a scan of every slot's state, for
-    /// statistics (a racy snapshot, and O(slots created)).
+    /// statistics (a racy snapshot, and O(slots created)); safe while other
+    /// threads acquire and grow the pool.
     pub fn in_use(&self) -> usize {
         let mut in_use = 0;
         self.for_each(|_, slot| in_use += usize::from(slot.in_use()));
@@ -255,6 +299,37 @@ mod tests {
         assert_eq!(locate(FIRST_PAGE), (1, 0));
         assert_eq!(locate(3 * FIRST_PAGE - 1), (1, 2 * FIRST_PAGE - 1));
         assert_eq!(locate(3 * FIRST_PAGE), (2, 0));
+    }
+
+    #[test]
+    fn a_scan_while_the_pool_grows_never_panics() {
+        use std::sync::atomic::AtomicBool;
+        let pool = Pool::new();
+        let grown = AtomicBool::new(false);
+        let scans = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                // Pages of up to 2^19 slots are allocated along the way.
+                for _ in 0..1 << 20 {
+                    pool.acquire();
+                }
+                // Relaxed: only ends the loop below; the scope joins.
+                grown.store(true, Relaxed);
+            });
+            let mut scans = 0_u64;
+            while !grown.load(Relaxed) {
+                assert_eq!(pool.in_use(), 0, "no slot holds a record");
+                scans += 1;
+            }
+            scans
+        });
+        assert!(scans > 0);
+        assert_eq!(pool.created(), 1 << 20);
+        let mut seen = 0;
+        pool.for_each(|index, _| {
+            assert_eq!(index, seen, "every slot once, in order");
+            seen += 1;
+        });
+        assert_eq!(seen, 1 << 20, "after the growth, every slot is scanned");
     }
 
     #[test]
