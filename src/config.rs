@@ -1,15 +1,16 @@
 //! The builder: librdkafka properties plus the producer's own settings, and
 //! the checks that turn bad configuration into an error that names it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, NativeClientConfig};
 use rdkafka::error::KafkaError;
 
 use crate::error::Error;
-use crate::native::default_topic_property;
+use crate::native::{self, default_topic_property};
 use crate::producer::AioProducer;
 
 /// librdkafka's `queue.buffering.max.messages` default, which is also our
@@ -24,12 +25,146 @@ const LIMIT_MAX: usize = i32::MAX as usize - 1;
 const REDACTED: &str = "[redacted]";
 
 /// Whether a property holds a secret that must never be printed.
+///
+/// For a property librdkafka knows, librdkafka decides (see
+/// [`librdkafka_properties`]). For a name it does not know (misspelt, or
+/// from another client), the value is treated as secret when the name
+/// looks like one ([`looks_secret`]).
 pub(crate) fn is_secret(key: &str) -> bool {
-    key.contains("password")
-        || key.contains("secret")
-        || key.contains("jaas")
-        || key == "ssl.key.pem"
-        || key == "sasl.oauthbearer.config"
+    librdkafka_properties()
+        .get(key)
+        .copied()
+        .unwrap_or_else(|| looks_secret(key))
+}
+
+/// Fragments of names that suggest a secret (`sasl.pasword`, `ssl.key.pme`,
+/// `sasl.jaas.config`, ...), matched without case.
+const SECRET_HINTS: &[&str] = &[
+    "pass",
+    "pwd",
+    "word",
+    "secret",
+    "token",
+    "jaas",
+    "credential",
+    "assertion",
+    "private",
+    "pem",
+    "key",
+    "cert",
+    "sasl",
+    "auth",
+    "bearer",
+    "jwt",
+    "user",
+    "login",
+];
+
+/// Whether a name unknown to librdkafka looks like it holds a secret.
+fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_HINTS.iter().any(|hint| key.contains(hint))
+}
+
+/// Every property librdkafka knows, and whether its value is secret;
+/// worked out once, from librdkafka itself.
+///
+/// librdkafka flags sensitive properties (`_RK_SENSITIVE`) but exposes the
+/// flag only through `rd_kafka_conf_desensitize`, which overwrites their
+/// string values. So each string property is set, on a scratch
+/// configuration, to a probe value, desensitized and read back: a changed
+/// value means sensitive. The names come from librdkafka's property table
+/// (`rd_kafka_conf_properties_show`) and, for hidden properties, from
+/// `rd_kafka_conf_dump` (which alone would miss every sensitive property:
+/// it lists only properties that have a value).
+///
+/// Some properties cannot be probed, and are treated as secret:
+///
+/// - internal and pointer properties (`ssl_key`, `ssl_ca`, `interceptors`,
+///   the callbacks; "see dedicated API" in the table) are set only through
+///   their own functions, never from a string, and librdkafka's redaction
+///   skips them (`ssl_key` is flagged all the same). A string given for one
+///   is refused; its value carries no information worth printing.
+/// - string properties this build refuses (`ssl.*` and OAuth without
+///   OpenSSL, `plugin.library.paths` when the probe cannot be loaded) take
+///   no value to probe, and may be flagged in builds that do.
+///
+/// No other type can be flagged: librdkafka's redaction handles only string
+/// and internal properties (`rd_kafka_anyconf_prop_desensitize`).
+fn librdkafka_properties() -> &'static HashMap<String, bool> {
+    static PROPERTIES: OnceLock<HashMap<String, bool>> = OnceLock::new();
+    PROPERTIES.get_or_init(|| {
+        let table = native::properties_table().unwrap_or_default();
+        let listed = table.lines().filter_map(|line| {
+            let (name, rest) = line.split_once('|')?;
+            let kind = rest
+                .rsplit_once("*Type: ")?
+                .1
+                .trim_end()
+                .strip_suffix('*')?;
+            Some((name.trim().to_owned(), Some(kind)))
+        });
+        // Hidden properties have a value but no line in the table.
+        let dumped = native::dumped_names().into_iter().map(|name| (name, None));
+        let mut properties = HashMap::new();
+        for (name, kind) in listed.chain(dumped) {
+            properties
+                .entry(name)
+                .or_insert_with_key(|name| probe_secret(name, kind));
+        }
+        properties
+    })
+}
+
+/// Whether librdkafka treats `name`'s value as secret; `kind` is its type
+/// as librdkafka's table names it, if listed (see [`librdkafka_properties`]).
+fn probe_secret(name: &str, kind: Option<&str>) -> bool {
+    /// Long enough that redaction writes "(REDACTED)" over it, and a path
+    /// that cannot exist (under a device), so that a property that loads
+    /// what it names (`plugin.library.paths`) loads nothing.
+    const PROBE: &str = "/dev/null/aioproducer-sensitivity-probe";
+    match kind {
+        Some("see dedicated API") => return true,
+        Some("string") | None => {}
+        Some(_) => return false,
+    }
+    // A string checked against a list of values (`partitioner`) refuses the
+    // probe but takes its own default.
+    let default = || {
+        let fresh = native::fresh_config()?;
+        let value = fresh
+            .get(name)
+            .ok()
+            .or_else(|| native::default_topic_property(&fresh, name))?;
+        (!value.is_empty()).then_some(value)
+    };
+    match native::desensitized(name, PROBE).or_else(|| native::desensitized(name, &default()?)) {
+        Some((before, after)) => before != after,
+        // Refused: flagged or not, this build cannot tell (doc above).
+        None => kind.is_some(),
+    }
+}
+
+/// librdkafka's reason for refusing a secret's value, with the value taken
+/// out: where librdkafka quotes it whole, trimmed, or cut short by its
+/// error buffer (then the rest of the reason goes too).
+fn redact(reason: &str, value: &str) -> String {
+    let trimmed = value.trim();
+    let mut reason = reason.to_owned();
+    for shown in [value, trimmed] {
+        if !shown.is_empty() {
+            reason = reason.replace(shown, REDACTED);
+        }
+    }
+    // A value shorter than this was taken out whole above.
+    let head: String = trimmed.chars().take(8).collect();
+    if head.chars().count() == 8 {
+        if let Some(at) = reason.find(&head) {
+            reason.truncate(at);
+            reason.push_str(REDACTED);
+        }
+    }
+    reason
 }
 
 /// The settings a producer is built from; see [`AioProducer::builder`].
@@ -319,12 +454,7 @@ pub(crate) fn native_config(config: &ClientConfig) -> Result<NativeClientConfig,
     config.create_native_config().map_err(|e| match e {
         KafkaError::ClientConfig(_, reason, key, value) => {
             let (value, reason) = if is_secret(&key) {
-                let reason = if value.is_empty() {
-                    reason
-                } else {
-                    reason.replace(&value, REDACTED)
-                };
-                (REDACTED.to_string(), reason)
+                (REDACTED.to_string(), redact(&reason, &value))
             } else {
                 (value, reason)
             };
@@ -361,16 +491,6 @@ mod tests {
             other => panic!("expected a config error, got {other:?}"),
         }
         assert!(err.to_string().contains("no.such.property"), "{err}");
-    }
-
-    #[test]
-    fn secret_values_are_redacted_in_errors_and_debug() {
-        let builder = AioProducerBuilder::default().set("sasl.password", "hunter2\0");
-        assert!(!format!("{builder:?}").contains("hunter2"));
-        let err = builder.client_config().unwrap_err();
-        let shown = format!("{err} {err:?}");
-        assert!(shown.contains("sasl.password"), "{shown}");
-        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     /// What `AioProducer::start` refuses of `builder` before it starts a
@@ -491,6 +611,114 @@ mod tests {
                 "{key} must be refused"
             );
         }
+    }
+
+    /// Properties librdkafka 2.12 marks `_RK_SENSITIVE` (rdkafka_conf.c).
+    const KNOWN_SECRETS: &[&str] = &[
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "ssl.ca.pem",
+        "ssl.keystore.password",
+        "sasl.username",
+        "sasl.password",
+        "sasl.oauthbearer.config",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.assertion.private.key.file",
+        "sasl.oauthbearer.assertion.private.key.passphrase",
+        "sasl.oauthbearer.assertion.private.key.pem",
+    ];
+
+    /// Misspelt keys (unknown to librdkafka) that look like secrets.
+    const MISSPELT_SECRETS: &[&str] = &[
+        "sasl.pasword",
+        "ssl.key.pme",
+        "SASL.PASSWORD",
+        "sasl.oauthbearer.clientsecret",
+        "ssl.keystore.passwd",
+        "sasl.jaas.config",
+        "topic.sasl.password",
+    ];
+
+    /// Asserts that `secret` appears nowhere in what the builder and its
+    /// refusals print when `key` holds it.
+    fn assert_never_shown(key: &str, secret: &str) {
+        let builder = AioProducerBuilder::default().set(key, secret);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains(secret), "{key}: Debug shows {shown}");
+        // Refused by us (a NUL byte), and by librdkafka where it refuses.
+        let with_nul = builder.clone().set(key, format!("{secret}\0"));
+        let mut errors = vec![with_nul.client_config().unwrap_err()];
+        errors.extend(refusal(builder));
+        for err in errors {
+            let shown = format!("{err} {err:?}");
+            assert!(shown.contains(key), "{shown}");
+            assert!(!shown.contains(secret), "{key}: the error shows {shown}");
+        }
+    }
+
+    /// A value no property holds by chance.
+    const SECRET: &str = "hunter2-0a1b2c3d4e5f";
+
+    #[test]
+    fn secrets_never_appear_in_debug_or_errors() {
+        let derived = librdkafka_properties()
+            .iter()
+            .filter_map(|(key, &secret)| secret.then_some(key.as_str()));
+        for key in derived.chain(KNOWN_SECRETS.iter().copied()) {
+            assert_never_shown(key, SECRET);
+        }
+        for key in MISSPELT_SECRETS {
+            assert!(!librdkafka_properties().contains_key(*key), "{key}");
+            assert_never_shown(key, SECRET);
+        }
+    }
+
+    #[test]
+    fn secrets_are_what_librdkafka_flags() {
+        let properties = librdkafka_properties();
+        // Every property, hidden ones included, not only the dump's.
+        assert!(properties.len() > 150, "{} properties", properties.len());
+        for key in KNOWN_SECRETS {
+            assert_eq!(properties.get(*key), Some(&true), "{key}");
+        }
+        // Probed in every build (no OpenSSL needed), so the probe itself
+        // is shown to work, not only the fallback for refused properties.
+        for key in ["sasl.username", "sasl.password"] {
+            assert!(
+                native::desensitized(key, SECRET).is_some_and(|(before, after)| before != after)
+            );
+        }
+        // Not secrets: printed in errors. `partitioner` refuses the probe
+        // and is probed with its default; `test.mock.num.brokers` is hidden.
+        for key in [
+            "bootstrap.servers",
+            "client.id",
+            "acks",
+            "message.timeout.ms",
+            "compression.type",
+            "partitioner",
+            "sasl.mechanisms",
+            "test.mock.num.brokers",
+        ] {
+            assert_eq!(properties.get(key), Some(&false), "{key}");
+        }
+        assert!(!is_secret("no.such.property"));
+    }
+
+    #[test]
+    fn a_secret_that_librdkafka_quotes_cut_short_is_redacted() {
+        // librdkafka quotes a plugin path it cannot load, in an error
+        // buffer of 512 bytes; the path is treated as secret (it refuses
+        // the probe).
+        assert!(is_secret("plugin.library.paths"));
+        let secret = format!("/dev/null/{}", "s3cr3t".repeat(200));
+        assert_never_shown("plugin.library.paths", &secret);
+        let cut = &secret[..100];
+        let builder = AioProducerBuilder::default().set("plugin.library.paths", &secret);
+        let err = refusal(builder).expect("librdkafka refuses a missing plugin");
+        assert!(!format!("{err} {err:?}").contains(cut), "{err}");
     }
 
     #[test]
