@@ -356,9 +356,6 @@ fn refused(key: &str, value: String, reason: &str) -> Error {
 
 /// What the producer needs to know of librdkafka's parsed configuration;
 /// see [`check_native`].
-// Read by `AioProducer::start` once its rewrite calls `check_native` (in
-// place of `native_get`); until then only the tests do. Drop this line then.
-#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct NativeSettings {
     /// `message.max.bytes`.
@@ -398,8 +395,6 @@ pub(crate) struct NativeSettings {
 /// `dr_msg_cb` installed librdkafka reports through the callback whatever
 /// the event mask); `queue.buffering.max.messages` (we set it from our own
 /// bound); a long `linger.ms` or `message.timeout.ms` (slow, but bounded).
-// See `NativeSettings`: called by `AioProducer::start` once it is wired.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn check_native(native: &NativeClientConfig) -> Result<NativeSettings, Error> {
     if native_get(native, "delivery.report.only.error")? == "true" {
         return Err(refused(

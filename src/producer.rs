@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{native_config, native_get, AioProducerBuilder};
+use crate::config::{check_native, native_config, AioProducerBuilder};
 use crate::delivery::{Delivery, DeliveryFuture};
 use crate::error::{DeliveryError, Error};
 use crate::intake::Intake;
@@ -82,22 +82,16 @@ impl AioProducer {
 
     pub(crate) fn start(builder: AioProducerBuilder) -> Result<Self, Error> {
         let (config, max_in_flight) = builder.client_config()?;
-        let native = native_config(&config)?;
-        let number = |key: &str| -> Result<usize, Error> {
-            native_get(&native, key)?
-                .parse()
-                .map_err(|_| Error::Client(format!("unreadable {key}")))
-        };
+        let settings = check_native(&native_config(&config)?)?;
         let limits = SizeLimits {
-            message_max: number("message.max.bytes")?,
-            queue_max: number("queue.buffering.max.kbytes")?.saturating_mul(1024),
+            message_max: settings.max_message_bytes,
+            queue_max: settings.max_queue_bytes,
         };
         let worker_config = WorkerConfig {
             batch_size: builder.batch_size,
             buffer_timeout: builder.buffer_timeout,
-            check_topic_limits: native_get(&native, "compression.type")? == "none",
+            check_topic_limits: settings.uncompressed,
         };
-        drop(native);
         let shared = Arc::new(Shared::new(
             max_in_flight,
             builder.workers,
@@ -299,6 +293,11 @@ impl AioProducer {
     /// Whether every record produced so far has its report.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The state every thread of this producer shares.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.inner.shared
     }
 
     /// The librdkafka handle, or `Closed` once `close` destroyed it.

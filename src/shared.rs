@@ -38,6 +38,10 @@ pub struct Shared {
     /// Whether a producer that finds a worker asleep hands over on its
     /// behalf (`worker.rs`); not with `batch_size`, which holds records.
     pub(crate) producers_hand_over: bool,
+    /// Records failed before librdkafka saw them (not purged) since the
+    /// current transaction began: a commit must not go through without
+    /// them (`transaction.rs`).
+    lost_before_librdkafka: CachePadded<AtomicU64>,
     /// The fatal error librdkafka raised, once it did.
     fatal: OnceLock<Error>,
     /// The flush target of the latest purge still running, or 0 (see
@@ -67,7 +71,33 @@ impl Shared {
             producers_hand_over,
             purging: CachePadded::new(AtomicU64::new(0)),
             fatal: OnceLock::new(),
+            lost_before_librdkafka: CachePadded::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Fails the record of `ticket` before librdkafka saw it (refused at
+    /// hand-over), counting it as lost to the current transaction unless it
+    /// was purged.
+    pub(crate) fn fail_before_librdkafka(&self, ticket: Ticket, error: Error) {
+        if error != Error::Purged {
+            // Relaxed: read after a flush, which every report happens
+            // before (the ledger's Release/Acquire).
+            self.lost_before_librdkafka.fetch_add(1, Relaxed);
+        }
+        self.complete(ticket, Outcome::failed(error));
+    }
+
+    /// Records failed before librdkafka saw them since the last
+    /// [`Shared::forget_lost`].
+    pub(crate) fn lost_before_librdkafka(&self) -> u64 {
+        // Relaxed: see `fail_before_librdkafka`.
+        self.lost_before_librdkafka.load(Relaxed)
+    }
+
+    /// A transaction begins or ends: its lost records no longer count.
+    pub(crate) fn forget_lost(&self) {
+        // Relaxed: see `fail_before_librdkafka`.
+        self.lost_before_librdkafka.store(0, Relaxed);
     }
 
     /// The fatal error that ended the producer, if any.

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::oneshot;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
 use crate::error::Error;
@@ -60,6 +61,23 @@ impl GroupMetadata {
     }
 }
 
+/// Why a transaction that lost `lost` records before librdkafka saw them
+/// must not commit (the Java producer moves to an abortable state here).
+fn lost_records(lost: u64) -> Error {
+    let records = if lost == 1 { "record" } else { "records" };
+    Error::Transaction {
+        code: RDKafkaErrorCode::State,
+        message: format!(
+            "{lost} {records} of this transaction failed before librdkafka saw them (each \
+             with its own delivery error); committing would commit the transaction without \
+             them: abort it"
+        ),
+        retriable: false,
+        requires_abort: true,
+        fatal: false,
+    }
+}
+
 /// Runs a blocking call on a helper thread and awaits its result.
 async fn on_helper_thread<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, Error> + Send + 'static,
@@ -88,7 +106,9 @@ impl AioProducer {
     /// Starts a transaction; records produced until commit or abort belong
     /// to it.
     pub async fn begin_transaction(&self) -> Result<(), Error> {
-        self.native_handle()?.begin_transaction()
+        self.native_handle()?.begin_transaction()?;
+        self.shared().forget_lost();
+        Ok(())
     }
 
     /// Adds consumer offsets to the transaction, to be committed with it
@@ -112,6 +132,10 @@ impl AioProducer {
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
         let native = self.native_handle()?;
         self.flush().await;
+        let lost = self.shared().lost_before_librdkafka();
+        if lost > 0 {
+            return Err(lost_records(lost));
+        }
         on_helper_thread(move || native.commit_transaction(timeout)).await
     }
 
@@ -123,6 +147,8 @@ impl AioProducer {
     pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
         let native = self.native_handle()?;
         self.purge().await;
-        on_helper_thread(move || native.abort_transaction(timeout)).await
+        on_helper_thread(move || native.abort_transaction(timeout)).await?;
+        self.shared().forget_lost();
+        Ok(())
     }
 }

@@ -138,7 +138,7 @@ impl Stage {
         match placed {
             Ok(Some(key)) => batches.push(key, ticket),
             Ok(None) => return false,
-            Err(error) => shared.complete(ticket, Outcome::failed(error)),
+            Err(error) => shared.fail_before_librdkafka(ticket, error),
         }
         true
     }

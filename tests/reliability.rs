@@ -427,3 +427,47 @@ fn a_fatal_idempotence_error_fails_every_record_as_fatal_and_stops_intake() {
         run(Duration::from_secs(30), producer.close());
     });
 }
+
+// ---- 9. records lost before librdkafka saw them, inside a transaction --------
+
+#[test]
+fn a_commit_after_records_failed_before_librdkafka_saw_them_requires_abort() {
+    within(DEADLINE, "a transaction with lost records", || {
+        let cluster = cluster("txn-lost", 1);
+        let producer = builder(&cluster)
+            .set("transactional.id", "txn-lost")
+            .build()
+            .unwrap();
+        let timeout = Duration::from_secs(30);
+        run(Duration::from_secs(60), async {
+            producer.init_transactions(timeout).await.unwrap();
+            producer.begin_transaction().await.unwrap();
+            let kept = producer
+                .produce(Record::new("txn-lost").with_payload("kept"))
+                .await
+                .unwrap();
+            // Accepted, then failed at hand-over: the topic has one partition.
+            let lost = producer
+                .produce(Record::new("txn-lost").with_payload("lost").with_partition(7))
+                .await
+                .unwrap();
+            assert!(lost.await.is_err());
+            let refused = producer
+                .commit_transaction(timeout)
+                .await
+                .expect_err("a transaction that lost a record must not commit");
+            assert!(refused.requires_abort(), "{refused:?}");
+            assert!(refused.to_string().contains("1 record"), "{refused}");
+            producer.abort_transaction(timeout).await.unwrap();
+            drop(kept.await);
+            // The next transaction starts clean.
+            producer.begin_transaction().await.unwrap();
+            producer
+                .send(Record::new("txn-lost").with_payload("next"))
+                .await
+                .unwrap();
+            producer.commit_transaction(timeout).await.unwrap();
+            producer.close().await;
+        });
+    });
+}

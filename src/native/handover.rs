@@ -48,7 +48,6 @@ use crate::native::topic::NativeTopic;
 use crate::record::Record;
 use crate::ring::Ticket;
 use crate::shared::Shared;
-use crate::slot::Outcome;
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 pub(crate) const UNASSIGNED: i32 = -1;
@@ -140,9 +139,9 @@ impl Handover {
             match sent {
                 Ok(()) => {}
                 Err(QUEUE_FULL) => return Handed { calls, done: i },
-                Err(code) => shared.complete(
+                Err(code) => shared.fail_before_librdkafka(
                     ticket,
-                    Outcome::failed(fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code)))),
+                    fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code))),
                 ),
             }
             i += 1;
@@ -196,7 +195,7 @@ impl Handover {
                     }
                     err => {
                         let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(err)));
-                        shared.complete(Ticket::from_opaque(m._private), Outcome::failed(error));
+                        shared.fail_before_librdkafka(Ticket::from_opaque(m._private), error);
                     }
                 }
             }
