@@ -46,6 +46,9 @@ struct Threads {
     workers: Vec<JoinHandle<()>>,
     timer: JoinHandle<()>,
     native: Arc<NativeProducer>,
+    /// The latest transactional call's helper thread (each joins the one
+    /// before it: `transaction.rs`).
+    transactional: Option<JoinHandle<()>>,
 }
 
 struct Inner {
@@ -129,6 +132,7 @@ impl AioProducer {
                     workers,
                     timer,
                     native,
+                    transactional: None,
                 })),
                 finished: AtomicBool::new(false),
                 finished_notify: Notify::new(),
@@ -300,9 +304,36 @@ impl AioProducer {
         &self.inner.shared
     }
 
-    /// The librdkafka handle, or `Closed` once `close` destroyed it.
-    pub(crate) fn native_handle(&self) -> Result<Arc<NativeProducer>, Error> {
-        self.inner.native().ok_or(Error::Closed)
+    /// Runs a blocking transactional `call` on a helper thread, after the
+    /// previous call's thread has finished, and awaits its result
+    /// (`transaction.rs`). `Closed` once `close` destroyed the handle.
+    pub(crate) async fn transactional<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&NativeProducer) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        {
+            let mut threads = self.inner.threads.lock();
+            let threads = threads.as_mut().ok_or(Error::Closed)?;
+            let native = Arc::clone(&threads.native);
+            let previous = threads.transactional.take();
+            let spawned = std::thread::Builder::new()
+                .name("aioproducer-txn".into())
+                .spawn(move || {
+                    if let Some(previous) = previous {
+                        let _ = previous.join();
+                    }
+                    let _ = sender.send(call(&native));
+                });
+            // On failure the previous thread is no longer joined here, but
+            // shutdown still waits for it to let go of the handle.
+            let spawned =
+                spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
+            threads.transactional = Some(spawned);
+        }
+        receiver
+            .await
+            .unwrap_or_else(|_| Err(Error::Client("a transactional call panicked".into())))
     }
 
     /// A snapshot of the producer's counters.
@@ -433,7 +464,23 @@ fn shut_down(shared: &Shared, threads: Threads) {
     for mailbox in shared.workers.iter() {
         take_stage(mailbox);
     }
-    drop(threads.native);
+    if let Some(helper) = threads.transactional {
+        let _ = helper.join(); // and, through it, every earlier helper
+    }
+    // Only once the handle is destroyed may what it never reported be
+    // failed: until then librdkafka may still read those records' bytes.
+    // Every other holder is gone by now; a helper thread whose start
+    // failed may not be, and is waited for.
+    let mut native = threads.native;
+    loop {
+        match Arc::try_unwrap(native) {
+            Ok(last) => break drop(last),
+            Err(held) => {
+                native = held;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
     let failed = shared.fail_unreported();
     if failed > 0 {
         log::warn!("{failed} records were never reported by librdkafka; failed them as purged");

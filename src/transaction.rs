@@ -4,6 +4,13 @@
 //! coordinator, so each runs on a short-lived helper thread
 //! (`aioproducer-txn`) while the caller's future waits.
 //!
+//! The calls are cancel-safe: dropping the future does not stop the call,
+//! which goes on to its end on its thread. Each helper thread first joins
+//! the one before it, so the next transactional call runs only after a
+//! cancelled one has finished (librdkafka would refuse calls that overlap
+//! with `_CONFLICT` or `_STATE`), and shutdown joins the last before it
+//! destroys the handle the helpers use (`producer.rs`).
+//!
 //! Two things differ from calling librdkafka directly, both so that the
 //! producer's own buffers cannot leak records across a transaction boundary:
 //!
@@ -18,7 +25,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::oneshot;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
@@ -78,35 +84,20 @@ fn lost_records(lost: u64) -> Error {
     }
 }
 
-/// Runs a blocking call on a helper thread and awaits its result.
-async fn on_helper_thread<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let (sender, receiver) = oneshot::channel();
-    std::thread::Builder::new()
-        .name("aioproducer-txn".into())
-        .spawn(move || {
-            let _ = sender.send(call());
-        })
-        .map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
-    receiver
-        .await
-        .unwrap_or_else(|_| Err(Error::Client("a transactional call panicked".into())))
-}
-
 impl AioProducer {
     /// Initialises transactions (`transactional.id` must be set): fences
     /// older instances with the same id and recovers their transactions.
     /// Call once, before the first transaction.
     pub async fn init_transactions(&self, timeout: Duration) -> Result<(), Error> {
-        let native = self.native_handle()?;
-        on_helper_thread(move || native.init_transactions(timeout)).await
+        self.transactional(move |native| native.init_transactions(timeout))
+            .await
     }
 
     /// Starts a transaction; records produced until commit or abort belong
     /// to it.
     pub async fn begin_transaction(&self) -> Result<(), Error> {
-        self.native_handle()?.begin_transaction()?;
+        self.transactional(|native| native.begin_transaction())
+            .await?;
         self.shared().forget_lost();
         Ok(())
     }
@@ -119,10 +110,11 @@ impl AioProducer {
         group: &GroupMetadata,
         timeout: Duration,
     ) -> Result<(), Error> {
-        let native = self.native_handle()?;
         let (offsets, group) = (offsets.clone(), Arc::clone(&group.0));
-        on_helper_thread(move || native.send_offsets_to_transaction(&offsets, &group, timeout))
-            .await
+        self.transactional(move |native| {
+            native.send_offsets_to_transaction(&offsets, &group, timeout)
+        })
+        .await
     }
 
     /// Waits for every record produced so far to be reported, then commits
@@ -130,13 +122,13 @@ impl AioProducer {
     /// [`requires_abort`](Error::requires_abort), call
     /// [`abort_transaction`](Self::abort_transaction).
     pub async fn commit_transaction(&self, timeout: Duration) -> Result<(), Error> {
-        let native = self.native_handle()?;
         self.flush().await;
         let lost = self.shared().lost_before_librdkafka();
         if lost > 0 {
             return Err(lost_records(lost));
         }
-        on_helper_thread(move || native.commit_transaction(timeout)).await
+        self.transactional(move |native| native.commit_transaction(timeout))
+            .await
     }
 
     /// Fails every record not yet handed to the broker with
@@ -145,9 +137,9 @@ impl AioProducer {
     /// already acknowledged keep their successful report but are aborted
     /// with the transaction.
     pub async fn abort_transaction(&self, timeout: Duration) -> Result<(), Error> {
-        let native = self.native_handle()?;
         self.purge().await;
-        on_helper_thread(move || native.abort_transaction(timeout)).await?;
+        self.transactional(move |native| native.abort_transaction(timeout))
+            .await?;
         self.shared().forget_lost();
         Ok(())
     }

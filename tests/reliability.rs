@@ -471,3 +471,42 @@ fn a_commit_after_records_failed_before_librdkafka_saw_them_requires_abort() {
         });
     });
 }
+
+// ---- 11. cancelled transactional calls ----------------------------------------
+
+#[test]
+fn a_cancelled_transactional_call_is_waited_for_by_the_next_one() {
+    use aioproducer::rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
+    within(DEADLINE, "transactional calls after a cancelled one", || {
+        let cluster = cluster("txn-cancel", 1);
+        // The coordinator answers "not available" for a while: the first
+        // init_transactions keeps retrying on its helper thread.
+        cluster.mock().request_errors(
+            RDKafkaApiKey::InitProducerId,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 20],
+        );
+        let producer = builder(&cluster)
+            .set("transactional.id", "txn-cancel")
+            .build()
+            .unwrap();
+        run(Duration::from_secs(60), async {
+            let first = producer.init_transactions(Duration::from_secs(30));
+            let cancelled =
+                tokio::time::timeout(Duration::from_millis(200), first).await;
+            assert!(cancelled.is_err(), "the first call is still running when cancelled");
+            // The next call runs after the cancelled one's work, never
+            // alongside it (librdkafka would refuse it as a conflict).
+            match producer.init_transactions(Duration::from_secs(30)).await {
+                Ok(()) => {}
+                Err(e) => assert_ne!(e.kafka_code(), Some(RDKafkaErrorCode::Conflict), "{e}"),
+            }
+            producer.begin_transaction().await.unwrap();
+            producer
+                .send(Record::new("txn-cancel").with_payload("after"))
+                .await
+                .unwrap();
+            producer.commit_transaction(Duration::from_secs(30)).await.unwrap();
+            producer.close().await;
+        });
+    });
+}
