@@ -88,7 +88,9 @@ impl Future for DeliveryFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         assert!(!self.done, "DeliveryFuture polled after it resolved");
         let slot = self.pool.slot(self.index);
-        match slot.poll_result(cx) {
+        // SAFETY: this future is the one future of the slot's record (made
+        // once per published ticket) and has not seen `Ready` (`done`).
+        match unsafe { slot.poll_result(cx) } {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
                 self.done = true;

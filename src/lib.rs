@@ -151,7 +151,28 @@ pub mod __internals {
     pub use crate::wait::block_on;
 
     /// The future of the record in slot `index` of `pool`.
-    pub fn delivery_future(pool: crate::loom::Arc<Pool>, index: u32) -> crate::DeliveryFuture {
+    ///
+    /// # Safety
+    /// At most one future per published ticket: two futures of one slot
+    /// would both take its outcome and release it.
+    ///
+    /// ```compile_fail
+    /// # // Unsafe: calling it without `unsafe` does not compile.
+    /// let pool = std::sync::Arc::new(aioproducer::__internals::Pool::new());
+    /// let index = pool.acquire();
+    /// drop(aioproducer::__internals::delivery_future(pool, index));
+    /// ```
+    ///
+    /// ```
+    /// let pool = std::sync::Arc::new(aioproducer::__internals::Pool::new());
+    /// let index = pool.acquire();
+    /// // SAFETY: the only future of this slot.
+    /// drop(unsafe { aioproducer::__internals::delivery_future(pool, index) });
+    /// ```
+    pub unsafe fn delivery_future(
+        pool: crate::loom::Arc<Pool>,
+        index: u32,
+    ) -> crate::DeliveryFuture {
         crate::DeliveryFuture::new(pool, index)
     }
 

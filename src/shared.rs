@@ -78,13 +78,17 @@ impl Shared {
     /// Fails the record of `ticket` before librdkafka saw it (refused at
     /// hand-over), counting it as lost to the current transaction unless it
     /// was purged.
-    pub(crate) fn fail_before_librdkafka(&self, ticket: Ticket, error: Error) {
+    ///
+    /// # Safety
+    /// As for [`Shared::complete`].
+    pub(crate) unsafe fn fail_before_librdkafka(&self, ticket: Ticket, error: Error) {
         if error != Error::Purged {
             // Relaxed: read after a flush, which every report happens
             // before (the ledger's Release/Acquire).
             self.lost_before_librdkafka.fetch_add(1, Relaxed);
         }
-        self.complete(ticket, Outcome::failed(error));
+        // SAFETY: forwarded contract.
+        unsafe { self.complete(ticket, Outcome::failed(error)) };
     }
 
     /// Records failed before librdkafka saw them since the last
@@ -164,14 +168,19 @@ impl Shared {
 
     /// Completes the record behind `ticket` exactly once: a stale or
     /// duplicate report (wrong generation, already claimed) is ignored.
-    pub fn complete(&self, ticket: Ticket, outcome: Outcome) {
+    ///
+    /// # Safety
+    /// `ticket` was published to a ring (see [`Slot::complete`]).
+    pub unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
         let slot = self.pool.slot(ticket.index());
         let ok = outcome.is_ok();
         // The record's room under the bound is freed on the claim, before
         // its future can see the report: a caller that has read a report
         // finds the room it freed.
         let claimed = || self.ledger.free_room();
-        let Some(claim) = slot.complete(ticket.generation(), outcome, claimed) else {
+        // SAFETY: forwarded contract.
+        let claimed = unsafe { slot.complete(ticket.generation(), outcome, claimed) };
+        let Some(claim) = claimed else {
             log::debug!(
                 "ignored a stale delivery report for slot {}",
                 ticket.index()
@@ -194,10 +203,14 @@ impl Shared {
         let mut failed = 0;
         self.pool.for_each(|index, slot| {
             if let Some(generation) = slot.pending_generation() {
-                self.complete(
-                    Ticket::new(index, generation),
-                    Outcome::failed(Error::Purged),
-                );
+                // SAFETY: a pending slot's ticket was published (a staged
+                // record is never pending here: no intake runs any more).
+                unsafe {
+                    self.complete(
+                        Ticket::new(index, generation),
+                        Outcome::failed(Error::Purged),
+                    )
+                };
                 failed += 1;
             }
         });

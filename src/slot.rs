@@ -251,7 +251,13 @@ impl Slot {
     ///
     /// In callback mode the callback runs here, on the calling thread; a
     /// panic in it is caught and logged so it cannot unwind into librdkafka.
-    pub fn complete(
+    ///
+    /// # Safety
+    /// No intake owns the record of generation `generation` of this slot:
+    /// its ticket was published (the record left the intake for a ring),
+    /// or `generation` is not the slot's current one. A stale or duplicate
+    /// completion is then harmless: the claim refuses it.
+    pub unsafe fn complete(
         &self,
         generation: u32,
         outcome: Outcome,
@@ -329,7 +335,14 @@ impl Slot {
     /// Polls for the result. On `Ready` the caller owns the slot and must
     /// release it. A delivered record stays in the slot (it is dropped in
     /// place on release); a failed one is moved into the error.
-    pub fn poll_result(&self, cx: &mut Context<'_>) -> Poll<Result<Delivery, DeliveryError>> {
+    ///
+    /// # Safety
+    /// The caller is the one future of the slot's current record (no other
+    /// caller polls or detaches it), and it has not seen `Ready` yet.
+    pub unsafe fn poll_result(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Delivery, DeliveryError>> {
         // Acquire: pairs with the completer's Release of COMPLETE.
         let state = self.state.load(Acquire);
         if state & COMPLETE == 0 {

@@ -113,7 +113,8 @@ impl Stage {
         } = self;
         // SAFETY: the ticket was popped under the baton and not handed over.
         if unsafe { shared.purged_at_hand_over(ticket) } {
-            shared.complete(ticket, Outcome::failed(Error::Purged));
+            // SAFETY: the ticket was published (popped from the ring).
+            unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
             return true;
         }
         let slot = shared.pool.slot(ticket.index());
@@ -138,7 +139,8 @@ impl Stage {
         match placed {
             Ok(Some(key)) => batches.push(key, ticket),
             Ok(None) => return false,
-            Err(error) => shared.fail_before_librdkafka(ticket, error),
+            // SAFETY: the ticket was published (popped from the ring).
+            Err(error) => unsafe { shared.fail_before_librdkafka(ticket, error) },
         }
         true
     }
@@ -313,7 +315,9 @@ impl Worker {
     fn round(&self, mailbox: &Mailbox, stage: &mut Stage) -> Next {
         let shared = &*self.shared;
         if let Some(request) = mailbox.purge_pending() {
-            let fail = |ticket| shared.complete(ticket, Outcome::failed(Error::Purged));
+            // SAFETY: every ticket failed here was published (popped from
+            // the ring, or held since).
+            let fail = |ticket| unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
             if let Some(ticket) = stage.unplaced.take() {
                 fail(ticket);
             }

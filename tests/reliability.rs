@@ -411,7 +411,9 @@ fn a_fatal_idempotence_error_fails_every_record_as_fatal_and_stops_intake() {
             assert!(failed.error().is_fatal(), "{failed}");
             assert_ne!(*failed.error(), Error::Purged, "not a user's purge");
         }
-        let fatal = producer.fatal_error().expect("the producer says it is dead");
+        let fatal = producer
+            .fatal_error()
+            .expect("the producer says it is dead");
         assert!(fatal.is_fatal());
         assert_eq!(
             fatal.kafka_code(),
@@ -448,7 +450,11 @@ fn a_commit_after_records_failed_before_librdkafka_saw_them_requires_abort() {
                 .unwrap();
             // Accepted, then failed at hand-over: the topic has one partition.
             let lost = producer
-                .produce(Record::new("txn-lost").with_payload("lost").with_partition(7))
+                .produce(
+                    Record::new("txn-lost")
+                        .with_payload("lost")
+                        .with_partition(7),
+                )
                 .await
                 .unwrap();
             assert!(lost.await.is_err());
@@ -477,36 +483,83 @@ fn a_commit_after_records_failed_before_librdkafka_saw_them_requires_abort() {
 #[test]
 fn a_cancelled_transactional_call_is_waited_for_by_the_next_one() {
     use aioproducer::rdkafka::types::{RDKafkaApiKey, RDKafkaErrorCode, RDKafkaRespErr};
-    within(DEADLINE, "transactional calls after a cancelled one", || {
-        let cluster = cluster("txn-cancel", 1);
-        // The coordinator answers "not available" for a while: the first
-        // init_transactions keeps retrying on its helper thread.
-        cluster.mock().request_errors(
-            RDKafkaApiKey::InitProducerId,
-            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 20],
-        );
-        let producer = builder(&cluster)
-            .set("transactional.id", "txn-cancel")
+    within(
+        DEADLINE,
+        "transactional calls after a cancelled one",
+        || {
+            let cluster = cluster("txn-cancel", 1);
+            // The coordinator answers "not available" for a while: the first
+            // init_transactions keeps retrying on its helper thread.
+            cluster.mock().request_errors(
+                RDKafkaApiKey::InitProducerId,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 20],
+            );
+            let producer = builder(&cluster)
+                .set("transactional.id", "txn-cancel")
+                .build()
+                .unwrap();
+            run(Duration::from_secs(60), async {
+                let first = producer.init_transactions(Duration::from_secs(30));
+                let cancelled = tokio::time::timeout(Duration::from_millis(200), first).await;
+                assert!(
+                    cancelled.is_err(),
+                    "the first call is still running when cancelled"
+                );
+                // The next call runs after the cancelled one's work, never
+                // alongside it (librdkafka would refuse it as a conflict).
+                match producer.init_transactions(Duration::from_secs(30)).await {
+                    Ok(()) => {}
+                    Err(e) => assert_ne!(e.kafka_code(), Some(RDKafkaErrorCode::Conflict), "{e}"),
+                }
+                producer.begin_transaction().await.unwrap();
+                producer
+                    .send(Record::new("txn-cancel").with_payload("after"))
+                    .await
+                    .unwrap();
+                producer
+                    .commit_transaction(Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                producer.close().await;
+            });
+        },
+    );
+}
+
+// ---- 5. topic-limit lookups never hold up a worker ------------------------------
+
+#[test]
+fn new_topics_are_handed_over_at_once_while_their_limits_cannot_be_read() {
+    within(DEADLINE, "hand-over of new topics", || {
+        // Nothing listens there: no broker, no controller, no answer to a
+        // limit lookup, ever.
+        let producer = aioproducer::AioProducer::builder()
+            .bootstrap_servers("127.0.0.1:1")
+            .workers(1)
+            .set("message.timeout.ms", "5000")
             .build()
             .unwrap();
-        run(Duration::from_secs(60), async {
-            let first = producer.init_transactions(Duration::from_secs(30));
-            let cancelled =
-                tokio::time::timeout(Duration::from_millis(200), first).await;
-            assert!(cancelled.is_err(), "the first call is still running when cancelled");
-            // The next call runs after the cancelled one's work, never
-            // alongside it (librdkafka would refuse it as a conflict).
-            match producer.init_transactions(Duration::from_secs(30)).await {
-                Ok(()) => {}
-                Err(e) => assert_ne!(e.kafka_code(), Some(RDKafkaErrorCode::Conflict), "{e}"),
-            }
-            producer.begin_transaction().await.unwrap();
-            producer
-                .send(Record::new("txn-cancel").with_payload("after"))
-                .await
-                .unwrap();
-            producer.commit_transaction(Duration::from_secs(30)).await.unwrap();
-            producer.close().await;
-        });
+        let started = Instant::now();
+        let futures: Vec<_> = (0..8)
+            .map(|i| {
+                producer
+                    .try_produce(Record::new(format!("new-topic-{i}")).with_payload("x"))
+                    .expect("room")
+            })
+            .collect();
+        let handed_over = || producer.stats().workers.iter().map(|w| w.records).sum::<u64>();
+        while handed_over() < 8 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{} of 8 records for new topics handed to librdkafka after {:?}",
+                handed_over(),
+                started.elapsed()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        run(Duration::from_secs(20), producer.purge());
+        for f in futures {
+            assert!(f.wait().is_err());
+        }
     });
 }

@@ -45,11 +45,14 @@ fn model() {
                 assert!(mine, "pool corrupted: slot {index} handed out twice");
                 let last = released.load(SeqCst);
                 if last != u64::MAX && last as u32 == index {
-                    let stale = slot.complete(
-                        (last >> 32) as u32,
-                        Outcome::failed(aioproducer::Error::Purged),
-                        || {},
-                    );
+                    // SAFETY: a generation released before: stale.
+                    let stale = unsafe {
+                        slot.complete(
+                            (last >> 32) as u32,
+                            Outcome::failed(aioproducer::Error::Purged),
+                            || {},
+                        )
+                    };
                     assert!(
                         stale.is_none(),
                         "another thread's stale ticket completed slot {index}"
@@ -62,11 +65,14 @@ fn model() {
                 released.store(u64::from(index) | (u64::from(generation) << 32), SeqCst);
                 // A report naming the old generation must not complete the
                 // slot, whoever holds it now.
-                let stale = pool.slot(index).complete(
-                    generation,
-                    Outcome::failed(aioproducer::Error::Purged),
-                    || {},
-                );
+                // SAFETY: a generation released above: stale.
+                let stale = unsafe {
+                    pool.slot(index).complete(
+                        generation,
+                        Outcome::failed(aioproducer::Error::Purged),
+                        || {},
+                    )
+                };
                 assert!(stale.is_none(), "a stale ticket completed slot {index}");
             })
         })

@@ -45,10 +45,12 @@ fn assert_released_once(shared: &Shared, index: u32) {
 
 fn complete_vs_poll() {
     let (shared, ticket) = one_record();
-    let future = delivery_future(Arc::clone(shared.pool()), ticket.index());
+    // SAFETY: the one future of the record.
+    let future = unsafe { delivery_future(Arc::clone(shared.pool()), ticket.index()) };
     let completer = {
         let shared = Arc::clone(&shared);
-        thread::spawn(move || shared.complete(ticket, delivered()))
+        // SAFETY: `one_record` gave the ticket away: no intake owns the record.
+        thread::spawn(move || unsafe { shared.complete(ticket, delivered()) })
     };
     let delivery = loom::future::block_on(future).expect("delivered");
     assert_eq!((delivery.partition, delivery.offset), (3, 42));
@@ -58,10 +60,12 @@ fn complete_vs_poll() {
 
 fn complete_vs_drop() {
     let (shared, ticket) = one_record();
-    let future = delivery_future(Arc::clone(shared.pool()), ticket.index());
+    // SAFETY: the one future of the record.
+    let future = unsafe { delivery_future(Arc::clone(shared.pool()), ticket.index()) };
     let completer = {
         let shared = Arc::clone(&shared);
-        thread::spawn(move || shared.complete(ticket, delivered()))
+        // SAFETY: `one_record` gave the ticket away: no intake owns the record.
+        thread::spawn(move || unsafe { shared.complete(ticket, delivered()) })
     };
     drop(future);
     completer.join().unwrap();

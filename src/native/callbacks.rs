@@ -56,7 +56,9 @@ unsafe extern "C" fn delivery_report(
             },
             delivered => delivered,
         };
-        context.shared.complete(ticket, outcome);
+        // SAFETY: librdkafka reports only records we handed over, whose
+        // tickets were published.
+        unsafe { context.shared.complete(ticket, outcome) };
     }));
     if result.is_err() {
         log::error!("panic in the delivery-report path; aborting to keep futures sound");

@@ -139,10 +139,11 @@ impl Handover {
             match sent {
                 Ok(()) => {}
                 Err(QUEUE_FULL) => return Handed { calls, done: i },
-                Err(code) => shared.fail_before_librdkafka(
-                    ticket,
-                    fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code))),
-                ),
+                Err(code) => {
+                    let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code)));
+                    // SAFETY: the caller hands over published tickets.
+                    unsafe { shared.fail_before_librdkafka(ticket, error) }
+                }
             }
             i += 1;
         }
@@ -195,7 +196,9 @@ impl Handover {
                     }
                     err => {
                         let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(err)));
-                        shared.fail_before_librdkafka(Ticket::from_opaque(m._private), error);
+                        let ticket = Ticket::from_opaque(m._private);
+                        // SAFETY: the caller hands over published tickets.
+                        unsafe { shared.fail_before_librdkafka(ticket, error) };
                     }
                 }
             }
