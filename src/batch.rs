@@ -154,6 +154,24 @@ impl Batches {
         }
     }
 
+    /// Batch keys known (topic/partition pairs seen since the last
+    /// [`Batches::forget_keys`]).
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Forgets every batch key, so that the table does not keep every
+    /// topic and partition ever seen (and topic indices may change). Only
+    /// while nothing is held.
+    pub fn forget_keys(&mut self) {
+        assert!(self.held.is_empty(), "batch keys forgotten while held");
+        self.keys.clear();
+        self.counts.clear();
+        self.used.clear();
+        self.lookup.clear();
+        self.last = None;
+    }
+
     /// Removes and returns every held ticket (for purge).
     pub fn take_all(&mut self, mut f: impl FnMut(Ticket)) {
         for &(_, ticket) in &self.held {

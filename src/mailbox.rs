@@ -47,6 +47,8 @@ pub struct Mailbox {
     calls: AtomicU64,
     /// Of `records`, those producers handed over on the worker's behalf.
     by_producers: AtomicU64,
+    /// Topic handles the worker holds (written under the baton).
+    topics: AtomicU64,
 }
 
 impl Mailbox {
@@ -65,6 +67,7 @@ impl Mailbox {
             records: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             by_producers: AtomicU64::new(0),
+            topics: AtomicU64::new(0),
         }
     }
 
@@ -230,6 +233,18 @@ impl Mailbox {
             add(&self.by_producers, records);
         }
         self.clear_deadline();
+    }
+
+    /// Records how many topic handles the worker holds.
+    pub fn held_topics(&self, topics: usize) {
+        // Relaxed: a statistic, written by the baton's holder only.
+        self.topics.store(topics as u64, Relaxed);
+    }
+
+    /// Topic handles the worker holds.
+    pub fn topics(&self) -> usize {
+        // Relaxed: a statistic.
+        self.topics.load(Relaxed) as usize
     }
 
     /// Clears the buffer timeout (nothing is held any more).

@@ -13,6 +13,7 @@ use crate::error::{DeliveryError, Error};
 use crate::intake::Intake;
 use crate::loom::{Arc, AtomicBool, Mutex};
 use crate::native::client::NativeProducer;
+use crate::native::limits::TopicLimits;
 use crate::notify::Notify;
 use crate::record::{Record, SizeLimits};
 use crate::ring::Ticket;
@@ -46,6 +47,8 @@ struct Threads {
     workers: Vec<JoinHandle<()>>,
     timer: JoinHandle<()>,
     native: Arc<NativeProducer>,
+    /// The limits thread, when topic limits are checked (`limits.rs`).
+    limits: Option<(Arc<TopicLimits>, JoinHandle<()>)>,
     /// The latest transactional call's helper thread (each joins the one
     /// before it: `transaction.rs`).
     transactional: Option<JoinHandle<()>>,
@@ -90,11 +93,6 @@ impl AioProducer {
             message_max: settings.max_message_bytes,
             queue_max: settings.max_queue_bytes,
         };
-        let worker_config = WorkerConfig {
-            batch_size: builder.batch_size,
-            buffer_timeout: builder.buffer_timeout,
-            check_topic_limits: settings.uncompressed,
-        };
         let shared = Arc::new(Shared::new(
             max_in_flight,
             builder.workers,
@@ -103,11 +101,24 @@ impl AioProducer {
             builder.batch_size.is_none(),
         ));
         let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
+        // Topic limits are read only for uncompressed batches: the broker
+        // checks the compressed size, which we cannot know.
+        let limits = if settings.uncompressed {
+            let started = TopicLimits::start(Arc::clone(&native));
+            Some(started.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?)
+        } else {
+            None
+        };
+        let worker_config = WorkerConfig {
+            batch_size: builder.batch_size,
+            buffer_timeout: builder.buffer_timeout,
+            topic_limits: limits.as_ref().map(|(limits, _)| Arc::clone(limits)),
+        };
         let mut workers = Vec::with_capacity(builder.workers);
         let spawned = (0..builder.workers)
             .try_for_each(|id| {
-                let worker =
-                    Worker::spawn(id, Arc::clone(&shared), Arc::clone(&native), worker_config)?;
+                let native = Arc::clone(&native);
+                let worker = Worker::spawn(id, Arc::clone(&shared), native, worker_config.clone())?;
                 workers.push(worker);
                 Ok(())
             })
@@ -122,6 +133,7 @@ impl AioProducer {
                 for worker in workers {
                     let _ = worker.join();
                 }
+                stop_limits(limits);
                 return Err(Error::Client(format!("could not start a thread: {e}")));
             }
         };
@@ -132,6 +144,7 @@ impl AioProducer {
                     workers,
                     timer,
                     native,
+                    limits,
                     transactional: None,
                 })),
                 finished: AtomicBool::new(false),
@@ -368,6 +381,7 @@ impl AioProducer {
                         records,
                         batches,
                         handed_over_by_producers: by_producers,
+                        topics: w.topics(),
                     }
                 })
                 .collect(),
@@ -464,6 +478,7 @@ fn shut_down(shared: &Shared, threads: Threads) {
     for mailbox in shared.workers.iter() {
         take_stage(mailbox);
     }
+    stop_limits(threads.limits);
     if let Some(helper) = threads.transactional {
         let _ = helper.join(); // and, through it, every earlier helper
     }
@@ -484,6 +499,16 @@ fn shut_down(shared: &Shared, threads: Threads) {
     let failed = shared.fail_unreported();
     if failed > 0 {
         log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
+    }
+}
+
+/// Stops and joins the limits thread, if there is one.
+fn stop_limits(limits: Option<(Arc<TopicLimits>, JoinHandle<()>)>) {
+    if let Some((limits, thread)) = limits {
+        limits.stop();
+        if thread.join().is_err() {
+            log::error!("the limits thread panicked");
+        }
     }
 }
 

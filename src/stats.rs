@@ -59,6 +59,9 @@ pub struct WorkerStats {
     /// Of `records`, those that producers handed over on its behalf while
     /// it slept (no thread hop; see the crate docs).
     pub handed_over_by_producers: u64,
+    /// Topic handles it holds (those of topics in use: idle ones are
+    /// evicted once there are many).
+    pub topics: usize,
 }
 
 impl WorkerStats {

@@ -45,6 +45,7 @@ use crate::loom::Arc;
 use crate::mailbox::Mailbox;
 use crate::native::client::NativeProducer;
 use crate::native::handover::{Handover, UNASSIGNED};
+use crate::native::limits::TopicLimits;
 use crate::native::topic::{TopicCache, TopicInfo};
 use crate::record::Record;
 use crate::ring::Ticket;
@@ -68,13 +69,18 @@ const FULL_RETRY: Duration = Duration::from_millis(1);
 /// batches, which costs less per record than one call each.
 const BUSY_GAP_NANOS: u64 = 2_000;
 
+/// Batch keys (topic/partition pairs) a worker keeps at most between
+/// hand-overs that leave nothing held.
+const MAX_BATCH_KEYS: usize = 4096;
+
 /// The settings every worker runs with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct WorkerConfig {
     pub(crate) batch_size: Option<usize>,
     pub(crate) buffer_timeout: Duration,
-    /// Refuse records larger than their topic's `max.message.bytes`.
-    pub(crate) check_topic_limits: bool,
+    /// Where topic limits come from, when records larger than their topic's
+    /// `max.message.bytes` are refused.
+    pub(crate) topic_limits: Option<Arc<TopicLimits>>,
 }
 
 /// What a round needs, whoever runs it: the worker, or a producer on its
@@ -165,6 +171,12 @@ impl Stage {
             handed.done
         });
         mailbox.handed_over(records, calls, by_producer);
+        // Nothing refers to a topic index or a batch key while nothing is
+        // held: the time to bound both tables.
+        if batches.held() == 0 && (topics.sweep() || batches.keys() > MAX_BATCH_KEYS) {
+            batches.forget_keys();
+        }
+        mailbox.held_topics(topics.len());
     }
 }
 
@@ -255,7 +267,7 @@ impl Worker {
         let stage = Stage {
             native,
             batches: Batches::with_capacity(max_held),
-            topics: TopicCache::new(config.check_topic_limits),
+            topics: TopicCache::new(config.topic_limits.clone()),
             handover: Handover::default(),
             unplaced: None,
         };

@@ -547,7 +547,14 @@ fn new_topics_are_handed_over_at_once_while_their_limits_cannot_be_read() {
                     .expect("room")
             })
             .collect();
-        let handed_over = || producer.stats().workers.iter().map(|w| w.records).sum::<u64>();
+        let handed_over = || {
+            producer
+                .stats()
+                .workers
+                .iter()
+                .map(|w| w.records)
+                .sum::<u64>()
+        };
         while handed_over() < 8 {
             assert!(
                 started.elapsed() < Duration::from_secs(2),
@@ -561,5 +568,49 @@ fn new_topics_are_handed_over_at_once_while_their_limits_cannot_be_read() {
         for f in futures {
             assert!(f.wait().is_err());
         }
+    });
+}
+
+// ---- 16. bounded tables ----------------------------------------------------------
+
+#[test]
+fn ten_thousand_topics_over_time_leave_only_the_ones_in_use() {
+    within(DEADLINE, "ten thousand topics", || {
+        // The embedded cluster creates topics on first use.
+        let cluster = cluster("topics-in-use", 1);
+        let producer = builder(&cluster).workers(1).build().unwrap();
+        // Records for 10,000 topics, not waiting for the cluster to make
+        // them: each costs the worker a topic handle all the same.
+        run(Duration::from_secs(60), async {
+            let mut futures = Vec::new();
+            for i in 0..10_000 {
+                let record = Record::new(format!("topic-{i}")).with_payload("x");
+                futures.push(producer.produce(record).await.expect("accepted"));
+            }
+            producer.purge().await;
+            for f in futures {
+                if let Err(e) = f.await {
+                    assert_eq!(*e.error(), Error::Purged, "{e}");
+                }
+            }
+        });
+        assert!(producer.stats().workers[0].topics <= 10_000);
+        // One topic in use from now on: the idle handles go within about
+        // two idle sweeps (5 s each).
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(12) {
+            producer
+                .try_produce(Record::new("topic-0").with_payload("x"))
+                .expect("room")
+                .wait()
+                .expect("delivered");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let held = producer.stats().workers[0].topics;
+        assert!(
+            held <= 1,
+            "{held} topic handles held while one topic is in use"
+        );
+        run(Duration::from_secs(30), producer.close());
     });
 }

@@ -34,6 +34,18 @@ use crate::loom::Arc;
 use crate::native::{admin, callbacks};
 use crate::shared::Shared;
 
+/// Why a topic's `max.message.bytes` could not be read.
+#[derive(Debug)]
+pub(crate) enum LimitUnknown {
+    /// The cluster names no reachable controller (librdkafka's mock
+    /// cluster): no limit can ever be read.
+    Never,
+    /// No controller is known yet: the cluster is down or not reached.
+    NoController,
+    /// The read failed (timeout, unknown topic, ...).
+    Failed(String),
+}
+
 /// What librdkafka's callbacks reach through the configuration opaque.
 pub(crate) struct ProducerContext {
     pub(crate) shared: Arc<Shared>,
@@ -125,30 +137,30 @@ impl NativeProducer {
     }
 
     /// The topic's `max.message.bytes`, read from the cluster (blocks for
-    /// up to about `timeout`). Fails at once on a cluster found unable to
-    /// answer admin requests, and within `CONTROLLER_WAIT` when no broker
-    /// has answered yet, so that a cluster that is down delays records by
-    /// no more than that before librdkafka's own timeouts take over.
+    /// up to about `timeout`; only the limits thread calls it, see
+    /// `limits.rs`). Fails at once on a cluster found unable to answer
+    /// admin requests, and within `CONTROLLER_WAIT` when no broker has
+    /// answered yet.
     pub(crate) fn topic_max_message_bytes(
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, LimitUnknown> {
         const CONTROLLER_WAIT: Duration = Duration::from_millis(500);
-        // Relaxed: a memo; racing workers at worst both check.
+        // Relaxed: a memo, written by the limits thread alone.
         match self.admin.load(Relaxed) {
-            ADMIN_NO => return Err("the cluster answers no admin requests".into()),
+            ADMIN_NO => return Err(LimitUnknown::Never),
             ADMIN_UNKNOWN => match admin::controller_reachable(self.ptr(), CONTROLLER_WAIT) {
                 Some(true) => self.admin.store(ADMIN_YES, Relaxed),
                 Some(false) => {
                     self.admin.store(ADMIN_NO, Relaxed);
-                    return Err("the cluster names no reachable controller".into());
+                    return Err(LimitUnknown::Never);
                 }
-                None => return Err("no controller known yet".into()),
+                None => return Err(LimitUnknown::NoController),
             },
             _ => {}
         }
-        admin::topic_max_message_bytes(self.ptr(), topic, timeout)
+        admin::topic_max_message_bytes(self.ptr(), topic, timeout).map_err(LimitUnknown::Failed)
     }
 
     /// Fails every record librdkafka holds with a purge error (reported

@@ -5,6 +5,7 @@
 //! - [`callbacks`]: the `extern "C"` functions librdkafka calls;
 //! - [`topic`]: cached `rd_kafka_topic_t` handles and topic size limits;
 //! - [`admin`]: reading a topic's `max.message.bytes`;
+//! - [`limits`]: the thread that reads them, off the hand-over path;
 //! - [`handover`]: giving a batch of records to librdkafka;
 //! - [`txn`]: the transactional calls and consumer-group metadata.
 //!
@@ -16,6 +17,7 @@ pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod client;
 pub(crate) mod handover;
+pub(crate) mod limits;
 pub(crate) mod topic;
 pub(crate) mod txn;
 

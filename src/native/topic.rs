@@ -2,7 +2,7 @@
 //!
 //! `rd_kafka_produce_batch` takes a topic handle; creating one per batch
 //! would cost a lookup and a refcount each time, so every worker keeps one
-//! per topic for its lifetime.
+//! per topic while it uses the topic.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use rdkafka::bindings as rd;
 
 use crate::error::Error;
+use crate::loom::Arc;
 use crate::native::client::NativeProducer;
+use crate::native::limits::TopicLimits;
 use crate::record::Topic;
 
 /// An owned reference to a librdkafka topic object.
@@ -57,19 +59,24 @@ impl Drop for NativeTopic {
     }
 }
 
-/// How long a topic's `max.message.bytes` is trusted before it is read
-/// again, and how long to wait before retrying a failed read.
-const LIMIT_FRESH_FOR: Duration = Duration::from_secs(300);
-const LIMIT_RETRY_AFTER: Duration = Duration::from_secs(30);
-const LIMIT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// A worker keeps at least this many topic handles before it evicts idle
+/// ones (see [`TopicCache::sweep`]).
+const SWEEP_AT_LEAST: usize = 256;
+
+/// Handles idle for about this long are evicted even when there are few.
+const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Sweeps asked for between two looks at the clock for an idle sweep.
+const SWEEP_CLOCK_EVERY: u32 = 64;
 
 /// A topic handle with the topic's `max.message.bytes`, when known.
 #[derive(Debug)]
 struct Entry {
+    topic: Topic,
     handle: NativeTopic,
     limit: Option<usize>,
-    /// When to read the limit again.
-    refresh_at: Instant,
+    /// Looked up since the last sweep.
+    used: bool,
 }
 
 /// A topic as a worker sees it: its handle's index and its batch-size limit.
@@ -80,28 +87,51 @@ pub(crate) struct TopicInfo {
     pub(crate) limit: Option<usize>,
 }
 
-/// A worker's topic handles, looked up by name.
-#[derive(Debug, Default)]
+/// A worker's topic handles, looked up by name, with the limits the
+/// producer's limits thread has read for them (`limits.rs`).
+///
+/// Bounded: once it holds [`SWEEP_AT_LEAST`] handles (or twice as many as
+/// survived the last sweep), and in any case about every
+/// [`IDLE_SWEEP_EVERY`], a sweep drops those not used since the one
+/// before, so a producer that writes to ever new topics keeps only the
+/// ones in use: at most about twice those used between two sweeps, and at
+/// most [`SWEEP_AT_LEAST`] more.
+#[derive(Debug)]
 pub(crate) struct TopicCache {
     entries: Vec<Entry>,
     index: HashMap<Topic, u32>,
     /// The last topic looked up: consecutive records usually share it.
     last: Option<(Topic, TopicInfo)>,
-    /// Whether to read topic limits (off when batches are compressed: the
-    /// broker checks the compressed size, which we cannot know).
-    check_limits: bool,
+    /// Where limits come from; `None` when they are not checked (batches
+    /// are compressed: the broker checks the compressed size, which we
+    /// cannot know).
+    limits: Option<Arc<TopicLimits>>,
+    /// The limits' version this cache last took.
+    seen: u64,
+    /// Entries at which the next sweep evicts.
+    sweep_at: usize,
+    /// Sweeps asked for since the clock was last read.
+    asked: u32,
+    /// When the next idle sweep is due.
+    idle_sweep_at: Instant,
 }
 
 impl TopicCache {
-    pub(crate) fn new(check_limits: bool) -> Self {
+    pub(crate) fn new(limits: Option<Arc<TopicLimits>>) -> Self {
         Self {
-            check_limits,
-            ..Self::default()
+            entries: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+            limits,
+            seen: 0,
+            sweep_at: SWEEP_AT_LEAST,
+            asked: 0,
+            idle_sweep_at: Instant::now() + IDLE_SWEEP_EVERY,
         }
     }
 
-    /// The handle index and limit of `topic`, created (and the limit read)
-    /// on first use.
+    /// The handle index and limit of `topic`, its handle created (and its
+    /// limit asked for) on first use. Never waits for the limit.
     pub(crate) fn get(
         &mut self,
         producer: &NativeProducer,
@@ -110,55 +140,58 @@ impl TopicCache {
         if let Some(info) = self.get_ready(topic) {
             return Ok(info);
         }
-        let index = match self.index.get(topic) {
-            Some(&index) => index,
-            None => {
-                self.entries.push(Entry {
-                    handle: NativeTopic::new(producer, topic)?,
-                    limit: None,
-                    refresh_at: Instant::now(),
-                });
-                let index = (self.entries.len() - 1) as u32;
-                self.index.insert(topic.clone(), index);
-                index
-            }
-        };
-        let entry = &mut self.entries[index as usize];
-        if self.check_limits && entry.refresh_at <= Instant::now() {
-            match producer.topic_max_message_bytes(topic, LIMIT_LOOKUP_TIMEOUT) {
-                Ok(limit) => {
-                    entry.limit = Some(limit);
-                    entry.refresh_at = Instant::now() + LIMIT_FRESH_FOR;
-                }
-                Err(reason) => {
-                    log::debug!("max.message.bytes of topic {topic:?} unknown: {reason}");
-                    entry.refresh_at = Instant::now() + LIMIT_RETRY_AFTER;
-                }
-            }
-        }
+        let handle = NativeTopic::new(producer, topic)?;
+        let limit = self.limits.as_ref().and_then(|limits| {
+            limits.request(topic);
+            limits.get(topic)
+        });
+        self.entries.push(Entry {
+            topic: topic.clone(),
+            handle,
+            limit,
+            used: true,
+        });
+        let index = (self.entries.len() - 1) as u32;
+        self.index.insert(topic.clone(), index);
         Ok(self.remember(topic, index))
     }
 
-    /// The handle index and limit of `topic` if its handle exists and its
-    /// limit needs no reading now: what a round that must not wait may use.
+    /// The handle index and limit of `topic` if its handle exists: what a
+    /// round that must not create handles may use.
     pub(crate) fn get_ready(&mut self, topic: &Topic) -> Option<TopicInfo> {
+        self.take_new_limits();
         if let Some((last, info)) = &self.last {
             if last == topic {
                 return Some(*info);
             }
         }
         let index = *self.index.get(topic)?;
-        if self.check_limits && self.entries[index as usize].refresh_at <= Instant::now() {
-            return None;
-        }
         Some(self.remember(topic, index))
+    }
+
+    /// Takes the limits the limits thread published since the last look.
+    fn take_new_limits(&mut self) {
+        let Some(limits) = &self.limits else {
+            return;
+        };
+        let version = limits.version();
+        if version == self.seen {
+            return;
+        }
+        self.seen = version;
+        for entry in &mut self.entries {
+            entry.limit = limits.get(&entry.topic);
+        }
+        self.last = None;
     }
 
     /// `topic`'s info from its entry, kept as the last topic looked up.
     fn remember(&mut self, topic: &Topic, index: u32) -> TopicInfo {
+        let entry = &mut self.entries[index as usize];
+        entry.used = true;
         let info = TopicInfo {
             index,
-            limit: self.entries[index as usize].limit,
+            limit: entry.limit,
         };
         self.last = Some((topic.clone(), info));
         info
@@ -167,5 +200,49 @@ impl TopicCache {
     /// The handle at `index` (from [`TopicCache::get`]).
     pub(crate) fn handle(&self, index: u32) -> &NativeTopic {
         &self.entries[index as usize].handle
+    }
+
+    /// When there are many handles, drops those not used since the last
+    /// sweep. Handle indices change: call it only while no batch refers to
+    /// one. Returns whether it swept.
+    pub(crate) fn sweep(&mut self) -> bool {
+        if self.entries.len() < self.sweep_at && !self.idle_sweep_due() {
+            return false;
+        }
+        self.idle_sweep_at = Instant::now() + IDLE_SWEEP_EVERY;
+        let entries = std::mem::take(&mut self.entries);
+        for mut entry in entries {
+            if entry.used {
+                entry.used = false;
+                self.entries.push(entry);
+            } else if let Some(limits) = &self.limits {
+                limits.release(&entry.topic);
+            }
+        }
+        self.index = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| (entry.topic.clone(), i as u32))
+            .collect();
+        self.last = None;
+        self.sweep_at = (self.entries.len() * 2).max(SWEEP_AT_LEAST);
+        true
+    }
+
+    /// Whether an idle sweep is due (the clock is read once per
+    /// [`SWEEP_CLOCK_EVERY`] calls).
+    fn idle_sweep_due(&mut self) -> bool {
+        self.asked += 1;
+        if self.asked < SWEEP_CLOCK_EVERY {
+            return false;
+        }
+        self.asked = 0;
+        Instant::now() >= self.idle_sweep_at
+    }
+
+    /// Topic handles held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
     }
 }
