@@ -274,7 +274,10 @@ impl AioProducerBuilder {
 
     /// How long dropping the producer without [`AioProducer::close`] waits
     /// for outstanding records before failing them with
-    /// [`Error::Purged`] (default 5 s).
+    /// [`Error::Purged`] (default 5 s). One deadline for the whole drop:
+    /// after it, purging and destroying the handle take a moment more. Any
+    /// `Duration` works; one past the end of time waits for every report
+    /// (each bounded by `message.timeout.ms`).
     pub fn drop_timeout(mut self, timeout: Duration) -> Self {
         self.drop_timeout = timeout;
         self

@@ -169,6 +169,11 @@ impl Mailbox {
             .park_unless(Some(timeout), || self.has_request());
     }
 
+    /// Parks the worker for at most `timeout`, unless it has work.
+    pub fn park_at_most(&self, timeout: std::time::Duration) {
+        self.parker.park_unless(Some(timeout), || self.has_work());
+    }
+
     fn has_work(&self) -> bool {
         !self.ring.is_empty() || self.has_request()
     }

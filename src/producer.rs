@@ -35,8 +35,11 @@ use futures::FutureExt;
 /// Call [`close`](Self::close) when done. Dropping the last handle without
 /// it blocks the dropping thread for up to the builder's `drop_timeout`
 /// while outstanding records are delivered, then fails the rest with
-/// [`Error::Purged`]: nothing is forgotten, but an async caller should not
-/// rely on `Drop`.
+/// [`Error::Purged`] (purging and destroying the handle take a moment
+/// more): nothing is forgotten, but an async caller should not rely on
+/// `Drop`. Dropped inside a delivery callback (a callback that owns a
+/// clone), the last handle does not block: the shutdown moves to a thread
+/// of its own.
 #[derive(Clone)]
 pub struct AioProducer {
     inner: std::sync::Arc<Inner>,
@@ -527,8 +530,10 @@ fn shut_down_after_drop(shared: Arc<Shared>, threads: Threads, timeout: Duration
             timeout
         );
         // The workers are woken and purge at once (none ever waits inside
-        // librdkafka). Whatever librdkafka has not reported when its handle
-        // is destroyed is failed after.
+        // librdkafka); one that panicked never answers, so the wait is
+        // bounded. Whatever librdkafka has not reported when its handle is
+        // destroyed is failed after.
+        const PURGE_WAIT: Duration = Duration::from_secs(1);
         let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
         let served = || {
             shared
@@ -537,7 +542,10 @@ fn shut_down_after_drop(shared: Arc<Shared>, threads: Threads, timeout: Duration
                 .zip(&requests)
                 .all(|(w, &r)| w.purged(r))
         };
-        block_on(shared.purge_acks.wait_for(|| served().then_some(())), None);
+        let answered = shared.purge_acks.wait_for(|| served().then_some(()));
+        if block_on(answered, Some(Instant::now() + PURGE_WAIT)).is_none() {
+            log::warn!("a worker did not answer the purge within {PURGE_WAIT:?}");
+        }
         threads.native.purge();
     }
     shut_down(&shared, threads);

@@ -35,6 +35,7 @@
 //! order, whoever hands them over. (See `Mailbox::push_or_hand_over` for
 //! why no ticket is left behind, and `loom-tests/tests/baton.rs`.)
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -69,6 +70,10 @@ const FULL_RETRY: Duration = Duration::from_millis(1);
 /// batches, which costs less per record than one call each.
 const BUSY_GAP_NANOS: u64 = 2_000;
 
+/// How often a worker holding records for a topic's first limit read looks
+/// whether the read is done (it is woken sooner by new records).
+const WAITING_RECHECK: Duration = Duration::from_millis(2);
+
 /// Batch keys (topic/partition pairs) a worker keeps at most between
 /// hand-overs that leave nothing held.
 const MAX_BATCH_KEYS: usize = 4096;
@@ -93,9 +98,26 @@ pub struct Stage {
     topics: TopicCache,
     handover: Handover,
     /// A ticket a producer's round popped but could not place (its topic
-    /// had no handle yet, or a size limit to read): the worker places it
-    /// before anything else in the ring, which came after it.
+    /// had no handle yet, or records waiting for its limit): the worker
+    /// places it before anything else in the ring, which came after it.
     unplaced: Option<Ticket>,
+    /// Records (with their topic's handle index) held while their topic's
+    /// first limit read is under way, in ring order (`limits.rs`); every
+    /// other topic's records go on meanwhile.
+    waiting: VecDeque<(u32, Ticket)>,
+    /// The topics of `waiting`: a later record of one of them waits too,
+    /// behind the earlier ones.
+    waiting_topics: Vec<u32>,
+}
+
+/// Where a record goes.
+enum Placing {
+    Batch(BatchKey),
+    /// With the records waiting for its topic's first limit read (the
+    /// topic's handle index).
+    Wait(u32),
+    /// Left for the worker (a producer's round).
+    NotReady,
 }
 
 /// How a round may treat a record whose topic needs work that can wait.
@@ -108,13 +130,17 @@ enum Lookup {
 }
 
 impl Stage {
-    /// Places one popped ticket in its batch, or fails its record; returns
-    /// `false` (placing nothing) when the topic is not ready for `lookup`.
+    /// Places one popped ticket in its batch (or, for a topic whose first
+    /// limit read is under way, with the records waiting for it), or fails
+    /// its record; returns `false` (placing nothing) when the topic is not
+    /// ready for `lookup`.
     fn place(&mut self, shared: &Shared, ticket: Ticket, lookup: Lookup) -> bool {
         let Stage {
             native,
             batches,
             topics,
+            waiting,
+            waiting_topics,
             ..
         } = self;
         // SAFETY: the ticket was popped under the baton and not handed over.
@@ -132,23 +158,78 @@ impl Stage {
                     Lookup::Full => topics.get(native, record.topic())?,
                     Lookup::Ready => match topics.get_ready(record.topic()) {
                         Some(topic) => topic,
-                        None => return Ok(None),
+                        None => return Ok(Placing::NotReady),
                     },
                 };
+                if topic.pending || waiting_topics.contains(&topic.index) {
+                    return Ok(match lookup {
+                        Lookup::Full => Placing::Wait(topic.index),
+                        Lookup::Ready => Placing::NotReady,
+                    });
+                }
                 check_limit(record, topic)?;
-                Ok(Some(BatchKey {
+                Ok(Placing::Batch(BatchKey {
                     topic: topic.index,
                     partition: record.partition().unwrap_or(UNASSIGNED),
                 }))
             })
         };
         match placed {
-            Ok(Some(key)) => batches.push(key, ticket),
-            Ok(None) => return false,
+            Ok(Placing::Batch(key)) => batches.push(key, ticket),
+            Ok(Placing::Wait(topic)) => {
+                if !waiting_topics.contains(&topic) {
+                    waiting_topics.push(topic);
+                }
+                waiting.push_back((topic, ticket));
+            }
+            Ok(Placing::NotReady) => return false,
             // SAFETY: the ticket was published (popped from the ring).
             Err(error) => unsafe { shared.fail_before_librdkafka(ticket, error) },
         }
         true
+    }
+
+    /// Moves the records waiting for their topic's first limit read whose
+    /// topic no longer waits into their batches, in order, while there is
+    /// room; returns how many.
+    fn release_waiting(&mut self, shared: &Shared) -> usize {
+        if self.waiting.is_empty() {
+            return 0;
+        }
+        let mut released = 0;
+        let mut kept = std::mem::take(&mut self.waiting);
+        let mut still = Vec::new();
+        for _ in 0..kept.len() {
+            let (topic, ticket) = kept.pop_front().expect("counted");
+            let info = self.topics.info(topic);
+            if info.pending || still.contains(&topic) || self.batches.room() == 0 {
+                if !still.contains(&topic) {
+                    still.push(topic);
+                }
+                kept.push_back((topic, ticket));
+                continue;
+            }
+            let slot = shared.pool.slot(ticket.index());
+            // SAFETY: the ticket was popped under the baton and not handed
+            // over yet; nobody else touches the record.
+            let checked = unsafe {
+                slot.with_record(|record| {
+                    check_limit(record, info).map(|()| BatchKey {
+                        topic,
+                        partition: record.partition().unwrap_or(UNASSIGNED),
+                    })
+                })
+            };
+            match checked {
+                Ok(key) => self.batches.push(key, ticket),
+                // SAFETY: the ticket was published (popped from the ring).
+                Err(error) => unsafe { shared.fail_before_librdkafka(ticket, error) },
+            }
+            released += 1;
+        }
+        self.waiting = kept;
+        self.waiting_topics = still;
+        released
     }
 
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
@@ -173,7 +254,8 @@ impl Stage {
         mailbox.handed_over(records, calls, by_producer);
         // Nothing refers to a topic index or a batch key while nothing is
         // held: the time to bound both tables.
-        if batches.held() == 0 && (topics.sweep() || batches.keys() > MAX_BATCH_KEYS) {
+        let nothing_held = batches.held() == 0 && self.waiting.is_empty();
+        if nothing_held && (topics.sweep() || batches.keys() > MAX_BATCH_KEYS) {
             batches.forget_keys();
         }
         mailbox.held_topics(topics.len());
@@ -249,6 +331,8 @@ enum Next {
     Idle,
     /// librdkafka's queue is full: wait a moment for room, then again.
     Full,
+    /// Records wait for a topic's first limit read: look again soon.
+    Waiting,
     Exit,
 }
 
@@ -270,6 +354,8 @@ impl Worker {
             topics: TopicCache::new(config.topic_limits.clone()),
             handover: Handover::default(),
             unplaced: None,
+            waiting: VecDeque::new(),
+            waiting_topics: Vec::new(),
         };
         shared.workers[id]
             .baton()
@@ -302,6 +388,7 @@ impl Worker {
                 Next::Again => {}
                 Next::Exit => break,
                 Next::Full => mailbox.park_until_retry(FULL_RETRY),
+                Next::Waiting => mailbox.park_at_most(WAITING_RECHECK),
                 Next::Idle => {
                     // A brief grace period before sleeping: under load the
                     // next ticket is usually a moment away, and a worker that
@@ -341,6 +428,10 @@ impl Worker {
                 true
             });
             stage.batches.take_all(fail);
+            for (_, ticket) in stage.waiting.drain(..) {
+                fail(ticket);
+            }
+            stage.waiting_topics.clear();
             mailbox.clear_deadline();
             mailbox.purge_served(request);
             shared.purge_acks.notify_all();
@@ -348,7 +439,7 @@ impl Worker {
         }
         let forced = mailbox.take_force();
         let stopping = mailbox.stopping();
-        let mut drained = 0;
+        let mut drained = stage.release_waiting(shared);
         if let Some(ticket) = stage.unplaced.take() {
             stage.place(shared, ticket, Lookup::Full);
             drained += 1;
@@ -374,6 +465,9 @@ impl Worker {
         let held = stage.batches.held();
         if drained > 0 || (held > 0 && due) {
             return Next::Again;
+        }
+        if !stage.waiting.is_empty() {
+            return Next::Waiting;
         }
         if stopping && held == 0 && mailbox.ring.is_empty() {
             return Next::Exit;

@@ -614,3 +614,60 @@ fn ten_thousand_topics_over_time_leave_only_the_ones_in_use() {
         run(Duration::from_secs(30), producer.close());
     });
 }
+
+/// Records in librdkafka, a transactional call cancelled while its helper
+/// thread still uses the handle, and the producer dropped: no payload may
+/// be freed while librdkafka can still read it. Run under valgrind by
+/// `scripts/memcheck` (which `scripts/test` calls), where a read of freed
+/// memory fails the run.
+#[test]
+fn a_drop_while_a_cancelled_transactional_call_runs_frees_nothing_librdkafka_reads() {
+    use aioproducer::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    use aioproducer::rdkafka::TopicPartitionList;
+    within(
+        DEADLINE,
+        "drop during a cancelled transactional call",
+        || {
+            let cluster = cluster("txn-drop", 1);
+            let producer = builder(&cluster)
+                .set("transactional.id", "txn-drop")
+                .drop_timeout(Duration::from_millis(100))
+                .build()
+                .unwrap();
+            let timeout = Duration::from_secs(3);
+            run(Duration::from_secs(60), async {
+                producer.init_transactions(timeout).await.unwrap();
+                producer.begin_transaction().await.unwrap();
+            });
+            cluster
+                .mock()
+                .broker_round_trip_time(1, Duration::from_millis(300))
+                .unwrap();
+            cluster.mock().request_errors(
+                RDKafkaApiKey::AddOffsetsToTxn,
+                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE; 50],
+            );
+            let futures: Vec<_> = (0..200)
+                .map(|i| {
+                    let record = Record::new("txn-drop").with_payload(format!("payload-{i:0>64}"));
+                    producer.try_produce(record).expect("room")
+                })
+                .collect();
+            run(Duration::from_secs(30), async {
+                let mut offsets = TopicPartitionList::new();
+                offsets
+                    .add_partition_offset("txn-drop", 0, aioproducer::rdkafka::Offset::Offset(1))
+                    .unwrap();
+                let group = aioproducer::GroupMetadata::new("txn-drop-group").unwrap();
+                let call = producer.send_offsets_to_transaction(&offsets, &group, timeout);
+                assert!(tokio::time::timeout(Duration::from_millis(100), call)
+                    .await
+                    .is_err());
+            });
+            drop(producer);
+            for f in futures {
+                let _ = f.wait(); // each resolves, delivered or failed
+            }
+        },
+    );
+}

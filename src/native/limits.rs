@@ -7,9 +7,12 @@
 //! `aioproducer-limits`, does every lookup, and workers never wait for one:
 //!
 //! - a worker that makes a topic handle asks for the topic
-//!   ([`TopicLimits::request`], a channel send) and hands its records over
-//!   at once, unchecked while the limit is unknown (the broker is then the
-//!   judge, as without these checks);
+//!   ([`TopicLimits::request`], a channel send); while the first read is
+//!   under way ([`Limit::Pending`]) it holds that topic's records, for at
+//!   most [`FIRST_READ_WAIT`], and hands every other topic's over as
+//!   usual; once the read is done, or failed, or took too long, the
+//!   records go, checked when the limit is known and unchecked otherwise
+//!   (the broker is then the judge, as without these checks);
 //! - the thread reads the limit, publishes it in a map and bumps
 //!   `version`; each worker compares `version` with the one it last saw
 //!   (one load per record) and takes the new limits when it moved;
@@ -26,7 +29,7 @@
 //!   bounded by the topics in use.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,19 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 const RETRY_AT_MOST: Duration = Duration::from_secs(30);
 /// How long one read may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a worker holds a new topic's records for its first read.
+pub(crate) const FIRST_READ_WAIT: Duration = Duration::from_secs(1);
+
+/// What is known of a topic's `max.message.bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// The first read is under way.
+    Pending,
+    /// Read from the cluster.
+    Known(usize),
+    /// Could not be read: records go unchecked.
+    Unknown,
+}
 
 enum Request {
     /// A worker holds (made a handle for) the topic.
@@ -57,7 +73,10 @@ enum Request {
 /// The producer's known topic limits, and the way to ask for more.
 #[derive(Debug)]
 pub(crate) struct TopicLimits {
-    known: Mutex<HashMap<Topic, usize>>,
+    /// Topics read at least once; a topic absent is [`Limit::Pending`].
+    known: Mutex<HashMap<Topic, Limit>>,
+    /// The cluster answers no admin requests: every limit is unknown.
+    never: AtomicBool,
     /// Bumped whenever `known` changes.
     version: AtomicU64,
     requests: Sender<Request>,
@@ -72,6 +91,7 @@ impl TopicLimits {
         let (requests, incoming) = channel::unbounded();
         let limits = Arc::new(Self {
             known: Mutex::new(HashMap::new()),
+            never: AtomicBool::new(false),
             version: AtomicU64::new(0),
             requests,
         });
@@ -100,9 +120,17 @@ impl TopicLimits {
         self.version.load(Relaxed)
     }
 
-    /// `topic`'s limit, if known.
-    pub(crate) fn get(&self, topic: &Topic) -> Option<usize> {
-        self.known.lock().get(topic).copied()
+    /// What is known of `topic`'s limit.
+    pub(crate) fn get(&self, topic: &Topic) -> Limit {
+        // Relaxed: set once, before a version bump that workers look at.
+        if self.never.load(Relaxed) {
+            return Limit::Unknown;
+        }
+        self.known
+            .lock()
+            .get(topic)
+            .copied()
+            .unwrap_or(Limit::Pending)
     }
 
     /// Asks the thread to exit.
@@ -110,7 +138,7 @@ impl TopicLimits {
         let _ = self.requests.send(Request::Stop);
     }
 
-    fn publish(&self, change: impl FnOnce(&mut HashMap<Topic, usize>)) {
+    fn publish(&self, change: impl FnOnce(&mut HashMap<Topic, Limit>)) {
         change(&mut self.known.lock());
         // Relaxed: see `version`.
         self.version.fetch_add(1, Relaxed);
@@ -205,14 +233,17 @@ impl Lookups {
                 Ok(limit) => {
                     tracked.due = Instant::now() + FRESH_FOR;
                     tracked.backoff = RETRY_AFTER;
-                    if limits.get(&topic) != Some(limit) {
+                    if limits.get(&topic) != Limit::Known(limit) {
                         limits.publish(|known| {
-                            known.insert(topic, limit);
+                            known.insert(topic, Limit::Known(limit));
                         });
                     }
                 }
                 Err(LimitUnknown::Never) => {
                     self.given_up = true;
+                    // Relaxed: the version bump below publishes it.
+                    limits.never.store(true, Relaxed);
+                    limits.publish(|_| {});
                     return;
                 }
                 Err(LimitUnknown::NoController) => {
@@ -220,12 +251,31 @@ impl Lookups {
                     for tracked in self.topics.values_mut() {
                         tracked.due = tracked.due.max(retry);
                     }
+                    // Records held for a first read go on, unchecked.
+                    let pending: Vec<Topic> = self
+                        .topics
+                        .keys()
+                        .filter(|topic| limits.get(topic) == Limit::Pending)
+                        .cloned()
+                        .collect();
+                    if !pending.is_empty() {
+                        limits.publish(|known| {
+                            known.extend(pending.into_iter().map(|t| (t, Limit::Unknown)));
+                        });
+                    }
                     return;
                 }
                 Err(LimitUnknown::Failed(reason)) => {
                     log::debug!("max.message.bytes of topic {topic:?} unknown: {reason}");
                     tracked.due = Instant::now() + tracked.backoff;
                     tracked.backoff = (tracked.backoff * 2).min(RETRY_AT_MOST);
+                    // A known limit stays trusted; a first read that failed
+                    // lets the records go.
+                    if limits.get(&topic) == Limit::Pending {
+                        limits.publish(|known| {
+                            known.insert(topic, Limit::Unknown);
+                        });
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@ use rdkafka::bindings as rd;
 use crate::error::Error;
 use crate::loom::Arc;
 use crate::native::client::NativeProducer;
-use crate::native::limits::TopicLimits;
+use crate::native::limits::{Limit, TopicLimits, FIRST_READ_WAIT};
 use crate::record::Topic;
 
 /// An owned reference to a librdkafka topic object.
@@ -74,7 +74,10 @@ const SWEEP_CLOCK_EVERY: u32 = 64;
 struct Entry {
     topic: Topic,
     handle: NativeTopic,
-    limit: Option<usize>,
+    limit: Limit,
+    /// When the handle was made (a pending first read is waited for up to
+    /// `FIRST_READ_WAIT` from then).
+    created: Instant,
     /// Looked up since the last sweep.
     used: bool,
 }
@@ -85,6 +88,9 @@ pub(crate) struct TopicInfo {
     pub(crate) index: u32,
     /// The topic's `max.message.bytes`, if known and checked.
     pub(crate) limit: Option<usize>,
+    /// The first read of the limit is under way: hold the topic's records
+    /// (see `limits.rs`).
+    pub(crate) pending: bool,
 }
 
 /// A worker's topic handles, looked up by name, with the limits the
@@ -141,14 +147,18 @@ impl TopicCache {
             return Ok(info);
         }
         let handle = NativeTopic::new(producer, topic)?;
-        let limit = self.limits.as_ref().and_then(|limits| {
-            limits.request(topic);
-            limits.get(topic)
-        });
+        let limit = match &self.limits {
+            Some(limits) => {
+                limits.request(topic);
+                limits.get(topic)
+            }
+            None => Limit::Unknown,
+        };
         self.entries.push(Entry {
             topic: topic.clone(),
             handle,
             limit,
+            created: Instant::now(),
             used: true,
         });
         let index = (self.entries.len() - 1) as u32;
@@ -180,21 +190,41 @@ impl TopicCache {
         }
         self.seen = version;
         for entry in &mut self.entries {
-            entry.limit = limits.get(&entry.topic);
+            entry.limit = match limits.get(&entry.topic) {
+                // A pending read we stopped waiting for stays unchecked.
+                Limit::Pending if entry.limit == Limit::Unknown => Limit::Unknown,
+                limit => limit,
+            };
         }
         self.last = None;
     }
 
-    /// `topic`'s info from its entry, kept as the last topic looked up.
+    /// `topic`'s info from its entry, kept as the last topic looked up
+    /// unless its first read is pending.
     fn remember(&mut self, topic: &Topic, index: u32) -> TopicInfo {
         let entry = &mut self.entries[index as usize];
         entry.used = true;
+        if entry.limit == Limit::Pending && entry.created.elapsed() >= FIRST_READ_WAIT {
+            entry.limit = Limit::Unknown; // waited long enough: unchecked
+        }
         let info = TopicInfo {
             index,
-            limit: entry.limit,
+            limit: match entry.limit {
+                Limit::Known(limit) => Some(limit),
+                Limit::Pending | Limit::Unknown => None,
+            },
+            pending: entry.limit == Limit::Pending,
         };
-        self.last = Some((topic.clone(), info));
+        self.last = (!info.pending).then(|| (topic.clone(), info));
         info
+    }
+
+    /// The info of the topic at `index`, now (for records held while its
+    /// first read was pending).
+    pub(crate) fn info(&mut self, index: u32) -> TopicInfo {
+        self.take_new_limits();
+        let topic = self.entries[index as usize].topic.clone();
+        self.remember(&topic, index)
     }
 
     /// The handle at `index` (from [`TopicCache::get`]).
