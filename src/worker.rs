@@ -108,6 +108,9 @@ pub struct Stage {
     /// The topics of `waiting`: a later record of one of them waits too,
     /// behind the earlier ones.
     waiting_topics: Vec<u32>,
+    /// A request to hand over now (flush, timer) that came while records
+    /// waited: it holds for them too, once they go into their batches.
+    forced: bool,
 }
 
 /// Where a record goes.
@@ -356,6 +359,7 @@ impl Worker {
             unplaced: None,
             waiting: VecDeque::new(),
             waiting_topics: Vec::new(),
+            forced: false,
         };
         shared.workers[id]
             .baton()
@@ -437,7 +441,7 @@ impl Worker {
             shared.purge_acks.notify_all();
             return Next::Again;
         }
-        let forced = mailbox.take_force();
+        let forced = mailbox.take_force() || stage.forced;
         let stopping = mailbox.stopping();
         let mut drained = stage.release_waiting(shared);
         if let Some(ticket) = stage.unplaced.take() {
@@ -450,6 +454,7 @@ impl Worker {
             None => true,
             Some(size) => forced || stopping || stage.batches.held() >= size,
         };
+        stage.forced = forced && !stage.waiting.is_empty();
         if stage.batches.held() > 0 {
             if due {
                 stage.hand_over(shared, mailbox, false);

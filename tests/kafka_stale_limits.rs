@@ -6,8 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use aioproducer::{AioProducer, Error, Record};
-use common::kafka::{bootstrap, create_topic, unique_topic, Broker};
+use aioproducer::{AioProducer, Record};
+use common::kafka::{
+    bootstrap, create_topic, only_the_oversized_record_fails, unique_topic, Broker,
+};
 use common::{run, within};
 
 #[test]
@@ -39,36 +41,7 @@ fn limits_are_learnt_after_the_broker_comes_up() {
             // Give the lookup its moment (it runs off the hand-over path, and
             // retries each second while no controller is known).
             std::thread::sleep(Duration::from_secs(3));
-            let outcomes = run(Duration::from_secs(60), async {
-                let mut futures = Vec::new();
-                for i in 0..5 {
-                    let record = if i == 2 {
-                        Record::new(topic.clone()).with_payload(vec![b'x'; 20_000])
-                    } else {
-                        Record::new(topic.clone()).with_payload(format!("neighbour-{i}"))
-                    };
-                    futures.push(producer.produce(record).await.unwrap());
-                }
-                let mut outcomes = Vec::new();
-                for f in futures {
-                    outcomes.push(f.await);
-                }
-                outcomes
-            });
-            for (i, outcome) in outcomes.iter().enumerate() {
-                if i == 2 {
-                    let failure = outcome.as_ref().expect_err("too large for the topic");
-                    assert!(
-                        matches!(
-                            failure.error(),
-                            Error::RecordTooLargeForTopic { max: 10_000, .. }
-                        ),
-                        "{failure}"
-                    );
-                } else {
-                    assert!(outcome.is_ok(), "neighbour {i}: {outcome:?}");
-                }
-            }
+            only_the_oversized_record_fails(&producer, &topic);
             run(Duration::from_secs(30), producer.close());
         },
     );

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use aioproducer::rdkafka::types::RDKafkaErrorCode;
-use aioproducer::{AioProducer, Error, Record};
-use common::kafka::{bootstrap, create_topic, unique_topic};
+use aioproducer::{AioProducer, Record};
+use common::kafka::{bootstrap, create_topic, only_the_oversized_record_fails, unique_topic};
 use common::{by_payload, consume_all, run};
 
 #[test]
@@ -66,42 +66,7 @@ fn a_record_over_its_topics_limit_fails_alone_and_its_batch_neighbours_are_deliv
         .buffer_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let outcomes = run(Duration::from_secs(60), async {
-        let mut futures = Vec::new();
-        for i in 0..5 {
-            let record = if i == 2 {
-                // Under the client's message.max.bytes (1 MB), over the topic's.
-                Record::new(topic.clone()).with_payload(vec![b'x'; 20_000])
-            } else {
-                Record::new(topic.clone()).with_payload(format!("neighbour-{i}"))
-            };
-            futures.push(producer.produce(record).await.unwrap());
-        }
-        let mut outcomes = Vec::new();
-        for f in futures {
-            outcomes.push(f.await);
-        }
-        outcomes
-    });
-    for (i, outcome) in outcomes.iter().enumerate() {
-        if i == 2 {
-            let failure = outcome.as_ref().expect_err("too large for the topic");
-            assert!(
-                matches!(
-                    failure.error(),
-                    Error::RecordTooLargeForTopic { max: 10_000, .. }
-                ),
-                "{failure}"
-            );
-            assert_eq!(
-                failure.record().payload().unwrap().len(),
-                20_000,
-                "the record comes back"
-            );
-        } else {
-            assert!(outcome.is_ok(), "neighbour {i}: {outcome:?}");
-        }
-    }
+    only_the_oversized_record_fails(&producer, &topic);
     let stored = consume_all(&bootstrap, &topic, 1, 4);
     assert_eq!(by_payload(&stored).len(), 4);
 }

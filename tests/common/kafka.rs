@@ -134,3 +134,46 @@ impl Drop for Broker {
         let _ = std::panic::catch_unwind(|| self.script("clean"));
     }
 }
+
+/// Produces five records to `topic`, the third of 20,000 bytes (under the
+/// client's `message.max.bytes`, over a topic `max.message.bytes` of 10,000),
+/// and asserts that it alone fails, with `RecordTooLargeForTopic` and its
+/// record handed back, while its batch neighbours are delivered.
+pub fn only_the_oversized_record_fails(producer: &aioproducer::AioProducer, topic: &str) {
+    use aioproducer::{Error, Record};
+    let outcomes = super::run(Duration::from_secs(60), async {
+        let mut futures = Vec::new();
+        for i in 0..5 {
+            let record = if i == 2 {
+                Record::new(topic.to_string()).with_payload(vec![b'x'; 20_000])
+            } else {
+                Record::new(topic.to_string()).with_payload(format!("neighbour-{i}"))
+            };
+            futures.push(producer.produce(record).await.unwrap());
+        }
+        let mut outcomes = Vec::new();
+        for f in futures {
+            outcomes.push(f.await);
+        }
+        outcomes
+    });
+    for (i, outcome) in outcomes.iter().enumerate() {
+        if i == 2 {
+            let failure = outcome.as_ref().expect_err("too large for the topic");
+            assert!(
+                matches!(
+                    failure.error(),
+                    Error::RecordTooLargeForTopic { max: 10_000, .. }
+                ),
+                "{failure}"
+            );
+            assert_eq!(
+                failure.record().payload().unwrap().len(),
+                20_000,
+                "the record comes back"
+            );
+        } else {
+            assert!(outcome.is_ok(), "neighbour {i}: {outcome:?}");
+        }
+    }
+}
