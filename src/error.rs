@@ -1,12 +1,10 @@
-//! Errors: one enum for everything that can go wrong, and the two wrappers
-//! that hand a record back to its owner when it could not be produced or
-//! delivered.
+//! Errors: one enum for everything that can go wrong. (The failure that
+//! hands a record back to its owner, [`DeliveryError`](crate::DeliveryError),
+//! is in `report.rs`.)
 
 use std::fmt;
 
 use rdkafka::types::RDKafkaErrorCode;
-
-use crate::record::Record;
 
 /// What went wrong.
 ///
@@ -114,6 +112,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A configuration error naming the property, its value and why.
+    pub(crate) fn config(key: &str, value: String, reason: &str) -> Self {
+        Error::Config {
+            key: key.into(),
+            value,
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn kafka(code: RDKafkaErrorCode) -> Self {
         match code {
             RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight => Error::Purged,
@@ -269,100 +276,3 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
-
-/// Whether a failed record may nevertheless be in the broker's log
-/// (librdkafka's `rd_kafka_msg_status_t`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persistence {
-    /// The record never reached a broker: retrying cannot duplicate it.
-    NotPersisted,
-    /// The record was sent but not acknowledged: it may be in the log.
-    PossiblyPersisted,
-    /// The broker acknowledged the record.
-    Persisted,
-}
-
-/// A record that was not delivered, handed back with the reason.
-///
-/// Returned when a record is refused at the call
-/// ([`AioProducer::produce`](crate::AioProducer::produce): invalid, closed,
-/// no room for `try_produce`) and when its delivery fails (the
-/// [`DeliveryFuture`](crate::DeliveryFuture) resolves to it). Nothing is lost:
-/// the caller gets the record back to retry, reroute or drop.
-///
-/// It is one pointer wide (the failure is boxed), so the `Result`s of the
-/// hot path stay small; the allocation happens only when a record fails.
-#[derive(Debug)]
-pub struct DeliveryError(Box<Failure>);
-
-#[derive(Debug)]
-struct Failure {
-    error: Error,
-    persistence: Persistence,
-    record: Record,
-}
-
-impl DeliveryError {
-    /// A record refused before it was queued: it never left this process.
-    pub(crate) fn refused(error: Error, record: Record) -> Self {
-        Self::new(error, Persistence::NotPersisted, record)
-    }
-
-    pub(crate) fn new(error: Error, persistence: Persistence, record: Record) -> Self {
-        Self(Box::new(Failure {
-            error,
-            persistence,
-            record,
-        }))
-    }
-
-    /// Why the record was not delivered.
-    pub fn error(&self) -> &Error {
-        &self.0.error
-    }
-
-    /// Whether the record may be in the log anyway (it was in flight when it
-    /// timed out or was purged). Retrying such a record without idempotence
-    /// may duplicate it.
-    pub fn possibly_persisted(&self) -> bool {
-        self.0.persistence != Persistence::NotPersisted
-    }
-
-    /// librdkafka's verdict on where the record got to.
-    pub fn persistence(&self) -> Persistence {
-        self.0.persistence
-    }
-
-    /// The undelivered record.
-    pub fn record(&self) -> &Record {
-        &self.0.record
-    }
-
-    /// Takes the record back.
-    pub fn into_record(self) -> Record {
-        self.0.record
-    }
-
-    /// Splits into the reason and the record.
-    pub fn into_parts(self) -> (Error, Record) {
-        let failure = *self.0;
-        (failure.error, failure.record)
-    }
-}
-
-impl fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "record for topic {:?} not delivered: {}",
-            self.0.record.topic(),
-            self.0.error
-        )
-    }
-}
-
-impl std::error::Error for DeliveryError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0.error)
-    }
-}

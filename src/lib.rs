@@ -71,84 +71,85 @@
 //! Each lock-free protocol is written up above its code, with the reason
 //! for every memory ordering:
 //!
-//! - the delivery slot's state machine and generation guard (`slot.rs`);
-//! - the slot pool (`pool.rs`);
-//! - the ledger behind `flush`, `close` and `len` (`ledger.rs`);
-//! - the wait lists for backpressure and flush (`notify.rs`);
-//! - parking and waking workers and the timer (`park.rs`, `timer.rs`);
-//! - producers handing over for a sleeping worker (`baton.rs`,
-//!   `mailbox.rs`, `worker.rs`).
+//! - the delivery slot's state machine and generation guard (`delivery/slot.rs`);
+//! - the slot pool (`delivery/pool.rs`);
+//! - the ledger behind `flush`, `close` and `len` (`delivery/ledger.rs`);
+//! - the wait lists for backpressure and flush (`sync/wait_list.rs`);
+//! - parking and waking workers and the timer (`sync/park.rs`,
+//!   `worker/timer.rs`);
+//! - producers handing over for a sleeping worker (`sync/baton.rs`,
+//!   `worker/remote.rs`, `worker/mod.rs`).
 //!
 //! All of them take their atomics, cells and threads from one shim
-//! (`loom.rs`), so building with `--cfg aioproducer_loom` runs the same code
+//! (`sync/mod.rs`), so building with `--cfg aioproducer_loom` runs the same code
 //! under the [loom] model checker (crossbeam's `ArrayQueue` is replaced by a
 //! loom-visible bounded queue there). Every `unsafe` block states its
 //! invariant in a `SAFETY` comment; every `extern "C"` callback catches
 //! panics. The integration tests consume delivered records back from the
 //! cluster and compare them byte for byte.
 //!
+//! # Layout
+//!
+//! One folder per side of a record's life, each importing only what lies
+//! below it (checked by `tests/layers.rs`): `producer/` (the handle,
+//! intake, transactions, the state its threads share), `config.rs` (the
+//! builder), `worker/` (the thread loop, its remote, the timer, rings,
+//! batches, routing), `native/` (everything that touches a librdkafka
+//! pointer), `delivery/` (the future, the slot pool, the ledger, tickets),
+//! the plain types (`record.rs`, `report.rs`, `error.rs`, `stats.rs`), and
+//! `sync/` (the loom shim and the primitives built on it).
+//!
 //! [loom]: https://docs.rs/loom
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
-mod batch;
-mod baton;
-mod bugs;
+// Layers, each importing only those below it (`docs/ARCHITECTURE.md`,
+// checked by `scripts/layers`).
 mod config;
 mod delivery;
 mod embedded;
 mod error;
-mod intake;
-mod ledger;
-mod loom;
-mod mailbox;
 mod native;
-mod notify;
-mod park;
-mod pool;
 mod producer;
 mod record;
-mod ring;
-mod route;
-mod shared;
-mod slot;
+mod report;
 mod stats;
-mod timer;
-mod transaction;
-mod wait;
+mod sync;
 mod worker;
 
 pub use config::AioProducerBuilder;
-pub use delivery::{Delivery, DeliveryFuture, Timestamp};
+pub use delivery::DeliveryFuture;
 pub use embedded::EmbeddedCluster;
-pub use error::{DeliveryError, Error, Persistence};
+pub use error::Error;
+pub use producer::transaction::GroupMetadata;
 pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
+pub use report::{Delivery, DeliveryError, Persistence, Timestamp};
 pub use stats::{PoolStats, Stats, WorkerStats};
-pub use transaction::GroupMetadata;
 
 /// The crate's internals, opened to the loom models in `loom-tests/` and to
 /// the micro-benchmarks in `benches/`, so that both exercise the real code,
 /// not a copy. Not an API: no stability promise, hidden from the docs.
 #[doc(hidden)]
 pub mod __internals {
-    pub use crate::batch::{BatchKey, Batches};
-    pub use crate::baton::{Baton, BatonGuard};
-    #[cfg(feature = "loom-bugs")]
-    pub use crate::bugs::activate;
-    pub use crate::bugs::Bug;
-    pub use crate::ledger::{Ledger, Refusal};
-    pub use crate::mailbox::{Mailbox, NO_DEADLINE};
-    pub use crate::notify::Notify;
-    pub use crate::park::Parker;
-    pub use crate::pool::Pool;
+    pub use crate::delivery::ledger::{Ledger, Refusal};
+    pub use crate::delivery::pool::Pool;
+    pub use crate::delivery::slot::{Claim, Next, Outcome, Slot};
+    pub use crate::delivery::ticket::Ticket;
+    pub use crate::producer::shared::Shared;
     pub use crate::record::SizeLimits;
-    pub use crate::ring::Ticket;
-    pub use crate::shared::Shared;
-    pub use crate::slot::{Claim, Next, Outcome, Slot};
-    pub use crate::timer::Timer;
-    pub use crate::wait::block_on;
+    pub use crate::sync::baton::{Baton, BatonGuard};
+    pub use crate::sync::block_on::block_on;
+    #[cfg(feature = "loom-bugs")]
+    pub use crate::sync::bugs::activate;
+    pub use crate::sync::bugs::Bug;
+    pub use crate::sync::park::Parker;
+    pub use crate::sync::wait_list::Notify;
+    pub use crate::worker::batch::{BatchKey, Batches};
+    /// A worker's mailbox, as the producer uses it.
+    pub type Mailbox = crate::worker::remote::Mailbox<crate::worker::Stage>;
+    pub use crate::worker::timer::{Deadline, Timer, NO_DEADLINE};
 
     /// The future of the record in slot `index` of `pool`.
     ///
@@ -170,7 +171,7 @@ pub mod __internals {
     /// drop(unsafe { aioproducer::__internals::delivery_future(pool, index) });
     /// ```
     pub unsafe fn delivery_future(
-        pool: crate::loom::Arc<Pool>,
+        pool: crate::sync::Arc<Pool>,
         index: u32,
     ) -> crate::DeliveryFuture {
         crate::DeliveryFuture::new(pool, index)
@@ -182,7 +183,7 @@ pub mod __internals {
         shared: &Shared,
         record: crate::Record,
     ) -> impl std::future::Future<Output = Result<Ticket, crate::DeliveryError>> + '_ {
-        crate::intake::Intake::new(shared, record, None, true)
+        crate::producer::intake::Intake::new(shared, record, None, true)
     }
 }
 

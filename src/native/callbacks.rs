@@ -13,13 +13,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use rdkafka::bindings as rd;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
-use crate::delivery::Timestamp;
-use crate::error::{Error, Persistence};
+use crate::delivery::slot::Outcome;
+use crate::delivery::ticket::Ticket;
+use crate::error::Error;
 use crate::native::c_str;
 use crate::native::client::{context, fatal_error, fatal_or};
-use crate::ring::Ticket;
-use crate::slot::Outcome;
-use crate::wait::Reporting;
+use crate::report::Persistence;
+use crate::report::Timestamp;
+use crate::sync::block_on::Reporting;
 
 /// Registers the callbacks on a native configuration.
 ///

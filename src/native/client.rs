@@ -28,11 +28,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaType};
 use rdkafka::ClientContext;
 
-use crate::config::native_config;
 use crate::error::Error;
-use crate::loom::Arc;
+use crate::native::config::native_config;
 use crate::native::{admin, callbacks};
-use crate::shared::Shared;
+use crate::producer::shared::Shared;
+use crate::sync::Arc;
 
 /// Why a topic's `max.message.bytes` could not be read.
 #[derive(Debug)]

@@ -42,12 +42,12 @@ use std::ptr;
 use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::fatal_or;
 use crate::native::topic::NativeTopic;
+use crate::producer::shared::Shared;
 use crate::record::Record;
-use crate::ring::Ticket;
-use crate::shared::Shared;
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 pub(crate) const UNASSIGNED: i32 = -1;

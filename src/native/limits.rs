@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::loom::Arc;
 use crate::native::client::{LimitUnknown, NativeProducer};
 use crate::record::Topic;
+use crate::sync::Arc;
 
 /// How long a topic's limit is trusted before it is read again.
 const FRESH_FOR: Duration = Duration::from_secs(300);

@@ -16,6 +16,7 @@
 pub(crate) mod admin;
 pub(crate) mod callbacks;
 pub(crate) mod client;
+pub(crate) mod config;
 pub(crate) mod handover;
 pub(crate) mod limits;
 pub(crate) mod topic;

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use rdkafka::bindings as rd;
 
 use crate::error::Error;
-use crate::loom::Arc;
 use crate::native::client::NativeProducer;
 use crate::native::limits::{Limit, TopicLimits, FIRST_READ_WAIT};
 use crate::record::Topic;
+use crate::sync::Arc;
 
 /// An owned reference to a librdkafka topic object.
 #[derive(Debug)]

@@ -8,16 +8,16 @@ use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
+use crate::delivery::ledger::Ledger;
+use crate::delivery::pool::Pool;
+use crate::delivery::slot::{Next, Outcome};
+use crate::delivery::ticket::Ticket;
 use crate::error::Error;
-use crate::ledger::Ledger;
-use crate::loom::{Arc, AtomicU64, Mutex};
-use crate::mailbox::Mailbox;
-use crate::notify::Notify;
-use crate::pool::Pool;
 use crate::record::SizeLimits;
-use crate::ring::Ticket;
-use crate::slot::{Next, Outcome};
-use crate::timer::Timer;
+use crate::sync::wait_list::Notify;
+use crate::sync::{Arc, AtomicU64, Mutex};
+use crate::worker::timer::Timer;
+use crate::worker::Mailbox;
 
 /// Everything the producer's threads share.
 #[derive(Debug)]

@@ -48,9 +48,9 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crossbeam::utils::CachePadded;
 
-use crate::bugs::{self, Bug};
-use crate::loom::{AtomicPtr, AtomicU64, AtomicUsize};
-use crate::slot::Slot;
+use crate::delivery::slot::Slot;
+use crate::sync::bugs::{self, Bug};
+use crate::sync::{AtomicPtr, AtomicU64, AtomicUsize};
 
 /// Slots in the first page; page `k` holds `FIRST_PAGE << k`.
 #[cfg(not(aioproducer_loom))]

@@ -20,8 +20,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::bugs::{self, Bug};
-use crate::loom::{fence, park_timeout, thread, AtomicBool};
+use crate::sync::bugs::{self, Bug};
+use crate::sync::{fence, park_timeout, thread, AtomicBool};
 
 /// The parking spot of one thread of ours.
 #[derive(Debug, Default)]

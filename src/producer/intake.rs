@@ -22,15 +22,16 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
-use crate::error::{DeliveryError, Error};
-use crate::ledger::Refusal;
-use crate::notify::{Listener, Notify};
+use crate::delivery::ledger::Refusal;
+use crate::delivery::slot::Callback;
+use crate::delivery::ticket::Ticket;
+use crate::error::Error;
+use crate::producer::shared::Shared;
 use crate::record::Record;
-use crate::ring::Ticket;
-use crate::route::worker_for;
-use crate::shared::Shared;
-use crate::slot::Callback;
+use crate::report::DeliveryError;
+use crate::sync::wait_list::{Listener, Notify};
 use crate::worker::hand_over_for_worker;
+use crate::worker::route::worker_for;
 
 /// A record admitted and in its slot, not yet in a ring. Dropping it takes
 /// the record back out and uncounts it.

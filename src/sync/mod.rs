@@ -24,6 +24,18 @@
 //! a timer) the extra cost is nil.
 //!
 //! [loom]: https://docs.rs/loom
+//!
+//! Built on the shim, the crate's own blocking and waking primitives:
+//! [`wait_list`] (wait lists for backpressure and flush), [`park`] (idle
+//! threads), [`baton`] (a worker's stage, handed between threads),
+//! [`block_on`] (a plain thread waiting on a future), and [`bugs`] (the
+//! loom twins' seeded bugs).
+
+pub(crate) mod baton;
+pub(crate) mod block_on;
+pub(crate) mod bugs;
+pub(crate) mod park;
+pub(crate) mod wait_list;
 
 #[cfg(not(aioproducer_loom))]
 mod imp {

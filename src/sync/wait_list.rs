@@ -39,7 +39,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::{Context, Poll, Waker};
 
-use crate::loom::{fence, AtomicUsize, Mutex};
+use crate::sync::{fence, AtomicUsize, Mutex};
 
 /// A list of tasks or threads waiting for one condition.
 #[derive(Debug)]

@@ -10,7 +10,7 @@
 //!    when that many records are held, when the timer or a flush forces it,
 //!    or when stopping;
 //! 4. with nothing drained and nothing due, yield twice and then, if still
-//!    idle, park (see [`park`](crate::park)).
+//!    idle, park (see [`park`](crate::sync::park)).
 //!
 //! A busy worker never sleeps; an idle one costs nothing until a producer's
 //! push wakes it.
@@ -19,7 +19,7 @@
 //!
 //! Everything a round needs (batches, topic handles, the hand-over buffer,
 //! the client) is the worker's [`Stage`], held in a
-//! [`Baton`](crate::baton::Baton) in its
+//! [`Baton`](crate::sync::baton::Baton) in its
 //! mailbox. The worker holds the baton for each round. By default (no
 //! `batch_size`), a producer that pushed a ticket and finds the worker
 //! asleep takes the baton itself, if it is free, and runs a round on the
@@ -35,23 +35,32 @@
 //! order, whoever hands them over. (See `Mailbox::push_or_hand_over` for
 //! why no ticket is left behind, and `loom-tests/tests/baton.rs`.)
 
+pub(crate) mod batch;
+pub(crate) mod remote;
+pub(crate) mod ring;
+pub(crate) mod route;
+pub(crate) mod timer;
+
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::batch::{BatchKey, Batches};
+use crate::delivery::slot::Outcome;
+use crate::delivery::ticket::Ticket;
 use crate::error::Error;
-use crate::loom::Arc;
-use crate::mailbox::Mailbox;
 use crate::native::client::NativeProducer;
 use crate::native::handover::{Handover, UNASSIGNED};
 use crate::native::limits::TopicLimits;
 use crate::native::topic::{TopicCache, TopicInfo};
+use crate::producer::shared::Shared;
 use crate::record::Record;
-use crate::ring::Ticket;
-use crate::shared::Shared;
-use crate::slot::Outcome;
+use crate::sync::Arc;
+use crate::worker::batch::{BatchKey, Batches};
+use crate::worker::remote::Mailbox as Remote;
+
+/// A worker's mailbox: what other threads use to reach it, around its stage.
+pub(crate) type Mailbox = Remote<Stage>;
 
 /// Times an idle worker yields before it parks.
 const GRACE_YIELDS: usize = 2;

@@ -20,8 +20,8 @@
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
-use crate::bugs::{self, Bug};
-use crate::loom::{thread, AtomicBool, UnsafeCell};
+use crate::sync::bugs::{self, Bug};
+use crate::sync::{thread, AtomicBool, UnsafeCell};
 
 /// A value one thread at a time may use.
 pub struct Baton<T> {

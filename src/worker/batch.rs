@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::ring::Ticket;
+use crate::delivery::ticket::Ticket;
 
 /// One batch: a topic (index into the worker's topic cache) and a partition
 /// (explicit, or `UNASSIGNED`).

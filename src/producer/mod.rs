@@ -1,27 +1,34 @@
 //! The public producer: intake (validate, take a slot, count, queue), and the
 //! control calls (flush, purge, close, stats) over the shared state.
 
+pub(crate) mod intake;
+pub(crate) mod shared;
+pub(crate) mod transaction;
+
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{check_native, native_config, AioProducerBuilder};
-use crate::delivery::{Delivery, DeliveryFuture};
-use crate::error::{DeliveryError, Error};
-use crate::intake::Intake;
-use crate::loom::{Arc, AtomicBool, Mutex};
+use crate::config::AioProducerBuilder;
+use crate::delivery::slot::Callback;
+use crate::delivery::ticket::Ticket;
+use crate::delivery::DeliveryFuture;
+use crate::error::Error;
 use crate::native::client::NativeProducer;
+use crate::native::config::{check_native, native_config};
 use crate::native::limits::TopicLimits;
-use crate::notify::Notify;
+use crate::producer::intake::Intake;
+use crate::producer::shared::Shared;
 use crate::record::{Record, SizeLimits};
-use crate::ring::Ticket;
-use crate::shared::Shared;
-use crate::slot::Callback;
+use crate::report::Delivery;
+use crate::report::DeliveryError;
 use crate::stats::{PoolStats, Stats, WorkerStats};
-use crate::timer::Timer;
-use crate::wait::{block_on, may_block};
+use crate::sync::block_on::{block_on, may_block};
+use crate::sync::wait_list::Notify;
+use crate::sync::{Arc, AtomicBool, Mutex};
+
 use crate::worker::{take_stage, Worker, WorkerConfig};
 use futures::FutureExt;
 
@@ -76,6 +83,16 @@ impl fmt::Debug for AioProducer {
     }
 }
 
+impl AioProducerBuilder {
+    /// Checks the configuration and starts the producer's threads.
+    ///
+    /// Fails with [`Error::Config`] naming the first property librdkafka or
+    /// the producer refuses.
+    pub fn build(self) -> Result<AioProducer, Error> {
+        AioProducer::start(self)
+    }
+}
+
 impl AioProducer {
     /// A builder with default settings.
     ///
@@ -125,7 +142,7 @@ impl AioProducer {
                 workers.push(worker);
                 Ok(())
             })
-            .and_then(|()| Timer::spawn(Arc::clone(&shared)));
+            .and_then(|()| spawn_timer(Arc::clone(&shared)));
         let timer = match spawned {
             Ok(timer) => timer,
             Err(e) => {
@@ -503,6 +520,14 @@ fn shut_down(shared: &Shared, threads: Threads) {
     if failed > 0 {
         log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
     }
+}
+
+/// Starts the timer thread, named `aioproducer-timer`, over the workers'
+/// mailboxes.
+fn spawn_timer(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("aioproducer-timer".into())
+        .spawn(move || shared.timer.run(&shared.workers, || shared.timer.now()))
 }
 
 /// Stops and joins the limits thread, if there is one.

@@ -1,50 +1,21 @@
-//! What the caller gets back: the delivery report, and the future that
-//! resolves to it.
+//! The delivery side of a record's life: its ticket, its slot in the pool,
+//! the ledger that counts it in and out, and the [`DeliveryFuture`] that
+//! resolves to its report.
+
+pub(crate) mod ledger;
+pub(crate) mod pool;
+pub(crate) mod slot;
+pub(crate) mod ticket;
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::error::DeliveryError;
-use crate::loom::Arc;
-use crate::pool::Pool;
-use crate::record::Topic;
-use crate::wait::block_on;
-
-/// A record's timestamp as the broker stored it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Timestamp {
-    /// No timestamp (old message formats).
-    NotAvailable,
-    /// Set by the producer (the record's, or the time of `produce`).
-    CreateTime(i64),
-    /// Set by the broker on append (topic `message.timestamp.type=LogAppendTime`).
-    LogAppendTime(i64),
-}
-
-impl Timestamp {
-    /// Milliseconds since the Unix epoch, if available.
-    pub fn millis(&self) -> Option<i64> {
-        match *self {
-            Timestamp::NotAvailable => None,
-            Timestamp::CreateTime(ms) | Timestamp::LogAppendTime(ms) => Some(ms),
-        }
-    }
-}
-
-/// Where a record landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// The topic.
-    pub topic: Topic,
-    /// The partition.
-    pub partition: i32,
-    /// The record's offset in the partition.
-    pub offset: i64,
-    /// The record's timestamp.
-    pub timestamp: Timestamp,
-}
+use crate::delivery::pool::Pool;
+use crate::report::{Delivery, DeliveryError};
+use crate::sync::block_on::block_on;
+use crate::sync::Arc;
 
 /// Resolves to a record's delivery report.
 ///

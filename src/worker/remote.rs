@@ -11,24 +11,25 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 use crossbeam::utils::CachePadded;
 
-use crate::baton::Baton;
-use crate::bugs::{self, Bug};
-use crate::loom::{AtomicBool, AtomicU64};
-use crate::park::Parker;
-use crate::ring::{Ring, Ticket};
-use crate::timer::Timer;
-use crate::worker::Stage;
-
-/// No deadline armed.
-pub const NO_DEADLINE: u64 = u64::MAX;
+use crate::delivery::ticket::Ticket;
+use crate::sync::baton::Baton;
+use crate::sync::bugs::{self, Bug};
+use crate::sync::park::Parker;
+use crate::sync::{AtomicBool, AtomicU64};
+use crate::worker::ring::Ring;
+use crate::worker::timer::{Deadline, Timer, NO_DEADLINE};
 
 /// One worker's mailbox.
+///
+/// Generic over what its baton guards: the worker's stage (`S` is
+/// `worker::Stage` in the producer), so that this file needs nothing from
+/// the worker loop above it.
 #[derive(Debug)]
-pub struct Mailbox {
+pub struct Mailbox<S> {
     pub(crate) ring: Ring,
     pub(crate) parker: Parker,
     /// The worker's hand-over state, for whoever runs a round (`worker.rs`).
-    stage: Baton<Option<Stage>>,
+    stage: Baton<Option<S>>,
     /// When a push last found the worker asleep and took its baton (timer
     /// clock): a hint of the push rate, for `worker.rs`.
     pub(crate) asleep_push_at: AtomicU64,
@@ -51,7 +52,7 @@ pub struct Mailbox {
     topics: AtomicU64,
 }
 
-impl Mailbox {
+impl<S> Mailbox<S> {
     /// A mailbox with a ring of `ring_capacity` tickets.
     pub fn new(ring_capacity: usize) -> Self {
         Self {
@@ -96,7 +97,7 @@ impl Mailbox {
     pub fn push_or_hand_over(
         &self,
         ticket: Ticket,
-        round: impl FnOnce(&mut Option<Stage>) -> bool,
+        round: impl FnOnce(&mut Option<S>) -> bool,
     ) -> Result<(), Ticket> {
         self.ring.push(ticket)?;
         self.hand_over_or_wake(round);
@@ -106,7 +107,7 @@ impl Mailbox {
     /// The second half of [`Mailbox::push_or_hand_over`], for a caller that
     /// pushed to [`Mailbox::ring`] itself (and had to settle its own
     /// bookkeeping first).
-    pub(crate) fn hand_over_or_wake(&self, round: impl FnOnce(&mut Option<Stage>) -> bool) {
+    pub(crate) fn hand_over_or_wake(&self, round: impl FnOnce(&mut Option<S>) -> bool) {
         if !self.parker.asleep() {
             return;
         }
@@ -120,12 +121,12 @@ impl Mailbox {
     }
 
     /// The worker's stage behind its baton.
-    pub fn baton(&self) -> &Baton<Option<Stage>> {
+    pub fn baton(&self) -> &Baton<Option<S>> {
         &self.stage
     }
 
     /// Notified when the worker makes room in the ring.
-    pub fn space(&self) -> &crate::notify::Notify {
+    pub fn space(&self) -> &crate::sync::wait_list::Notify {
         &self.ring.space
     }
 
@@ -259,28 +260,6 @@ impl Mailbox {
         self.deadline.swap(NO_DEADLINE, Relaxed);
     }
 
-    // ---- the timer --------------------------------------------------------
-
-    /// The armed deadline, or `NO_DEADLINE`.
-    pub fn deadline(&self) -> u64 {
-        // Relaxed: the timer fences before reading (timer.rs).
-        self.deadline.load(Relaxed)
-    }
-
-    /// Fires deadline `deadline` if it is still the armed one: clears it and
-    /// asks the worker to hand over. Only one of racing firers wins.
-    pub fn fire(&self, deadline: u64) -> bool {
-        // Relaxed: the value is all that matters; `force` publishes the rest.
-        let won = self
-            .deadline
-            .compare_exchange(deadline, NO_DEADLINE, Relaxed, Relaxed)
-            .is_ok();
-        if won {
-            self.force();
-        }
-        won
-    }
-
     // ---- control ----------------------------------------------------------
 
     /// Asks the worker to hand over everything it holds.
@@ -318,5 +297,28 @@ impl Mailbox {
             self.calls.load(Relaxed),
             self.by_producers.load(Relaxed),
         )
+    }
+}
+
+/// The timer's side of a mailbox.
+impl<S> Deadline for Mailbox<S> {
+    /// The armed deadline, or `NO_DEADLINE`.
+    fn deadline(&self) -> u64 {
+        // Relaxed: the timer fences before reading (timer.rs).
+        self.deadline.load(Relaxed)
+    }
+
+    /// Fires deadline `deadline` if it is still the armed one: clears it and
+    /// asks the worker to hand over. Only one of racing firers wins.
+    fn fire(&self, deadline: u64) -> bool {
+        // Relaxed: the value is all that matters; `force` publishes the rest.
+        let won = self
+            .deadline
+            .compare_exchange(deadline, NO_DEADLINE, Relaxed, Relaxed)
+            .is_ok();
+        if won {
+            self.force();
+        }
+        won
     }
 }

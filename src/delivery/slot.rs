@@ -44,12 +44,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll};
 
-use crate::bugs::{self, Bug};
-use crate::delivery::{Delivery, Timestamp};
-use crate::error::{DeliveryError, Error, Persistence};
-use crate::loom::{AtomicU32, AtomicU64, AtomicWaker, UnsafeCell};
+use crate::error::Error;
 use crate::record::Record;
-use crate::wait::Reporting;
+use crate::report::{Delivery, Timestamp};
+use crate::report::{DeliveryError, Persistence};
+use crate::sync::block_on::Reporting;
+use crate::sync::bugs::{self, Bug};
+use crate::sync::{AtomicU32, AtomicU64, AtomicWaker, UnsafeCell};
 
 /// Set while the slot is out of the pool.
 const IN_USE: u64 = 1 << 0;

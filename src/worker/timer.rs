@@ -25,13 +25,22 @@
 //! sleeps until shutdown.
 
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::loom::{fence, Arc, AtomicBool, AtomicU64};
-use crate::mailbox::{Mailbox, NO_DEADLINE};
-use crate::park::Parker;
-use crate::shared::Shared;
+use crate::sync::park::Parker;
+use crate::sync::{fence, AtomicBool, AtomicU64};
+
+/// No deadline armed.
+pub const NO_DEADLINE: u64 = u64::MAX;
+
+/// What the timer watches: one worker's deadline (a mailbox).
+pub trait Deadline {
+    /// The armed deadline (timer clock), or [`NO_DEADLINE`].
+    fn deadline(&self) -> u64;
+    /// Fires `deadline` if it is still the armed one; only one of racing
+    /// firers wins.
+    fn fire(&self, deadline: u64) -> bool;
+}
 
 /// The timer's shared state.
 #[derive(Debug)]
@@ -81,17 +90,10 @@ impl Timer {
         self.parker.wake();
     }
 
-    /// Starts the timer thread, named `aioproducer-timer`.
-    pub fn spawn(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
-        std::thread::Builder::new()
-            .name("aioproducer-timer".into())
-            .spawn(move || shared.timer.run(&shared.workers, || shared.timer.now()))
-    }
-
     /// The timer thread's loop, until [`Timer::stop`]: fires due deadlines
     /// of `workers` and sleeps until the next one, reading the time from
     /// `now` (the timer clock, or a mock one in the loom model).
-    pub fn run(&self, workers: &[Mailbox], now: impl Fn() -> u64) {
+    pub fn run<W: Deadline>(&self, workers: &[W], now: impl Fn() -> u64) {
         self.parker.register_current();
         loop {
             // Acquire: pairs with the Release in `stop`.
@@ -118,7 +120,7 @@ impl Timer {
 
     /// Forces every worker whose deadline is at or before `now`; returns the
     /// earliest deadline still to come.
-    fn fire_due(workers: &[Mailbox], now: u64) -> u64 {
+    fn fire_due<W: Deadline>(workers: &[W], now: u64) -> u64 {
         let mut earliest = NO_DEADLINE;
         for worker in workers {
             let deadline = worker.deadline();

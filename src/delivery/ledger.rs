@@ -81,9 +81,9 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 
 use crossbeam::utils::CachePadded;
 
-use crate::bugs::{self, Bug};
-use crate::loom::{fence, AtomicU64};
-use crate::notify::Notify;
+use crate::sync::bugs::{self, Bug};
+use crate::sync::wait_list::Notify;
+use crate::sync::{fence, AtomicU64};
 
 /// Set in both `accepted` words once closed.
 const CLOSED: u64 = 1 << 63;
