@@ -52,14 +52,14 @@ unsafe extern "C" fn delivery_report(
             // A record failed by a fatal error (or by the purge librdkafka
             // runs after one) says so.
             Outcome::Failed { error, persistence } => Outcome::Failed {
-                error: fatal_or(&context.shared, rk, error),
+                error: fatal_or(&*context.reports, rk, error),
                 persistence,
             },
             delivered => delivered,
         };
         // SAFETY: librdkafka reports only records we handed over, whose
         // tickets were published.
-        unsafe { context.shared.complete(ticket, outcome) };
+        unsafe { context.reports.complete(ticket, outcome) };
     }));
     if result.is_err() {
         log::error!("panic in the delivery-report path; aborting to keep futures sound");
@@ -149,7 +149,7 @@ unsafe extern "C" fn error(
                     // SAFETY: our client's opaque, alive for the call.
                     let context = unsafe { context(opaque) };
                     // Intake stops at once (the first fatal error counts).
-                    let _ = context.shared.set_fatal(fatal);
+                    let _ = context.reports.set_fatal(fatal);
                 }
             }
             Ok(code) => log::warn!(target: "librdkafka", "{code:?}: {reason}"),
@@ -174,7 +174,9 @@ unsafe extern "C" fn statistics(
                 std::slice::from_raw_parts(json.cast::<u8>(), len),
             )
         };
-        *context.shared.librdkafka_stats.lock() = Some(String::from_utf8_lossy(bytes).into_owned());
+        context
+            .reports
+            .statistics(String::from_utf8_lossy(bytes).into_owned());
     }));
     0 // librdkafka frees the JSON.
 }

@@ -30,9 +30,8 @@ use rdkafka::ClientContext;
 
 use crate::error::Error;
 use crate::native::config::native_config;
+use crate::native::reports::Reports;
 use crate::native::{admin, callbacks};
-use crate::producer::shared::Shared;
-use crate::sync::Arc;
 
 /// Why a topic's `max.message.bytes` could not be read.
 #[derive(Debug)]
@@ -48,7 +47,7 @@ pub(crate) enum LimitUnknown {
 
 /// What librdkafka's callbacks reach through the configuration opaque.
 pub(crate) struct ProducerContext {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) reports: Box<dyn Reports>,
 }
 
 impl ClientContext for ProducerContext {}
@@ -94,7 +93,7 @@ impl fmt::Debug for NativeProducer {
 
 impl NativeProducer {
     /// Creates the handle and routes its callbacks to librdkafka's thread.
-    pub(crate) fn new(config: &ClientConfig, shared: Arc<Shared>) -> Result<Self, Error> {
+    pub(crate) fn new(config: &ClientConfig, reports: Box<dyn Reports>) -> Result<Self, Error> {
         let native = native_config(config)?;
         // SAFETY: `native` is a valid configuration we own; the callbacks
         // match librdkafka's signatures and catch every panic.
@@ -103,7 +102,7 @@ impl NativeProducer {
             config,
             native,
             RDKafkaType::RD_KAFKA_PRODUCER,
-            ProducerContext { shared },
+            ProducerContext { reports },
         )
         .map_err(|e| Error::Client(e.to_string()))?;
         let rk = client.native_ptr();
@@ -208,11 +207,15 @@ pub(crate) fn fatal_error(rk: *mut rd::rd_kafka_t) -> Option<Error> {
 /// fatal error when librdkafka raised one (remembered in `shared`), since
 /// then every failure (librdkafka's generic `_FATAL`, or the purge it runs
 /// after a fatal error) comes from it; else `error`.
-pub(crate) fn fatal_or(shared: &Shared, rk: *mut rd::rd_kafka_t, error: Error) -> Error {
-    match shared.fatal() {
+pub(crate) fn fatal_or<R: Reports + ?Sized>(
+    reports: &R,
+    rk: *mut rd::rd_kafka_t,
+    error: Error,
+) -> Error {
+    match reports.fatal() {
         Some(fatal) => fatal.clone(),
         None => match fatal_error(rk) {
-            Some(fatal) => shared.set_fatal(fatal),
+            Some(fatal) => reports.set_fatal(fatal),
             None => error,
         },
     }

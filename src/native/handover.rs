@@ -45,8 +45,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::fatal_or;
+use crate::native::reports::Reports;
 use crate::native::topic::NativeTopic;
-use crate::producer::shared::Shared;
 use crate::record::Record;
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
@@ -91,9 +91,9 @@ impl Handover {
     /// Hands `tickets` (one topic and partition, in order) to librdkafka:
     /// runs of plain records in one batch call each, any other record alone
     /// after the run before it.
-    pub(crate) fn hand_over(
+    pub(crate) fn hand_over<R: Reports>(
         &mut self,
-        shared: &Shared,
+        shared: &R,
         rk: *mut rd::rd_kafka_t,
         topic: &NativeTopic,
         partition: i32,
@@ -130,19 +130,15 @@ impl Handover {
             calls += 1;
             // SAFETY: the caller popped this ticket and has not handed it
             // over yet, so nobody else touches the record.
-            let sent = unsafe {
-                shared
-                    .pool
-                    .slot(ticket.index())
-                    .with_record(|record| produce_one(rk, topic, partition, record, ticket))
-            };
+            let record = unsafe { shared.record(ticket) };
+            let sent = produce_one(rk, topic, partition, record, ticket);
             match sent {
                 Ok(()) => {}
                 Err(QUEUE_FULL) => return Handed { calls, done: i },
                 Err(code) => {
                     let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code)));
                     // SAFETY: the caller hands over published tickets.
-                    unsafe { shared.fail_before_librdkafka(ticket, error) }
+                    unsafe { shared.refuse(ticket, error) }
                 }
             }
             i += 1;
@@ -151,26 +147,23 @@ impl Handover {
 
     /// Adds `ticket`'s record to the pending run if it is plain; returns
     /// whether it was.
-    fn queue_if_plain(&mut self, shared: &Shared, partition: i32, ticket: Ticket) -> bool {
+    fn queue_if_plain<R: Reports>(&mut self, shared: &R, partition: i32, ticket: Ticket) -> bool {
         // SAFETY: the caller popped this ticket and has not handed it over
         // yet, so nobody else touches the record.
-        unsafe {
-            shared.pool.slot(ticket.index()).with_record(|record| {
-                let plain = record.is_plain();
-                if plain {
-                    self.messages.push(message(record, partition, ticket));
-                }
-                plain
-            })
+        let record = unsafe { shared.record(ticket) };
+        let plain = record.is_plain();
+        if plain {
+            self.messages.push(message(record, partition, ticket));
         }
+        plain
     }
 
     /// Sends the pending run of plain records to `partition` in one batch
     /// call. Returns `None` when every record was taken or failed, or, when
     /// a full queue stopped the call, how many at the front were.
-    fn flush(
+    fn flush<R: Reports>(
         &mut self,
-        shared: &Shared,
+        shared: &R,
         rk: *mut rd::rd_kafka_t,
         topic: &NativeTopic,
         partition: i32,
@@ -198,7 +191,7 @@ impl Handover {
                         let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(err)));
                         let ticket = Ticket::from_opaque(m._private);
                         // SAFETY: the caller hands over published tickets.
-                        unsafe { shared.fail_before_librdkafka(ticket, error) };
+                        unsafe { shared.refuse(ticket, error) };
                     }
                 }
             }

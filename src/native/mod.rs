@@ -19,6 +19,7 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod handover;
 pub(crate) mod limits;
+pub(crate) mod reports;
 pub(crate) mod topic;
 pub(crate) mod txn;
 

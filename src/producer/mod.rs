@@ -120,7 +120,7 @@ impl AioProducer {
             limits,
             builder.batch_size.is_none(),
         ));
-        let native = Arc::new(NativeProducer::new(&config, Arc::clone(&shared))?);
+        let native = Arc::new(NativeProducer::new(&config, Box::new(Arc::clone(&shared)))?);
         // Topic limits are read only for uncompressed batches: the broker
         // checks the compressed size, which we cannot know.
         let limits = if settings.uncompressed {

@@ -13,7 +13,8 @@ use crate::delivery::pool::Pool;
 use crate::delivery::slot::{Next, Outcome};
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
-use crate::record::SizeLimits;
+use crate::native::reports::Reports;
+use crate::record::{Record, SizeLimits};
 use crate::sync::wait_list::Notify;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
@@ -215,5 +216,38 @@ impl Shared {
             }
         });
         failed
+    }
+}
+
+/// The core's side of librdkafka's reports (`native/reports.rs`).
+impl Reports for Shared {
+    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
+        // SAFETY: forwarded contract.
+        unsafe { Shared::complete(self, ticket, outcome) }
+    }
+
+    unsafe fn refuse(&self, ticket: Ticket, error: Error) {
+        // SAFETY: forwarded contract.
+        unsafe { self.fail_before_librdkafka(ticket, error) }
+    }
+
+    unsafe fn record(&self, ticket: Ticket) -> &Record {
+        let slot = self.pool.slot(ticket.index());
+        // SAFETY: the caller holds the popped ticket (forwarded contract):
+        // the record stays in its slot, untouched by others, until the
+        // caller hands it over; the reference does not outlive `self`.
+        unsafe { slot.with_record(|record| &*(record as *const Record)) }
+    }
+
+    fn fatal(&self) -> Option<&Error> {
+        Shared::fatal(self)
+    }
+
+    fn set_fatal(&self, error: Error) -> Error {
+        Shared::set_fatal(self, error)
+    }
+
+    fn statistics(&self, json: String) {
+        *self.librdkafka_stats.lock() = Some(json);
     }
 }

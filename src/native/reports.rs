@@ -1,0 +1,76 @@
+//! How the librdkafka side reports to the producer's core without knowing
+//! it: a small trait the core implements (rust-rdkafka's `ProducerContext`
+//! is the model). The client's callbacks and the hand-over reach the core
+//! only through [`Reports`], so nothing in `native/` depends on the
+//! producer, the workers or the slot pool.
+
+use crate::delivery::slot::Outcome;
+use crate::delivery::ticket::Ticket;
+use crate::error::Error;
+use crate::record::Record;
+use crate::sync::Arc;
+
+/// What the core offers the librdkafka side.
+pub(crate) trait Reports: Send + Sync {
+    /// Completes the record behind `ticket` with `outcome` (its delivery
+    /// report; stale or duplicate reports are ignored).
+    ///
+    /// # Safety
+    /// `ticket` was published to a ring (the record left the producer's
+    /// intake).
+    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome);
+
+    /// Fails the record behind `ticket` before librdkafka saw it (refused
+    /// at hand-over).
+    ///
+    /// # Safety
+    /// As for [`Reports::complete`].
+    unsafe fn refuse(&self, ticket: Ticket, error: Error);
+
+    /// The record behind `ticket`, while it is handed over.
+    ///
+    /// # Safety
+    /// The caller popped `ticket` under its worker's baton and has not
+    /// handed it over yet: nobody else touches the record meanwhile.
+    unsafe fn record(&self, ticket: Ticket) -> &Record;
+
+    /// The producer's fatal error, once librdkafka raised one.
+    fn fatal(&self) -> Option<&Error>;
+
+    /// Remembers the producer's fatal error (the first one counts) and
+    /// returns it.
+    fn set_fatal(&self, error: Error) -> Error;
+
+    /// librdkafka's latest statistics JSON.
+    fn statistics(&self, json: String);
+}
+
+/// A shared core reports through the `Arc` the client's context holds.
+impl<T: Reports + ?Sized> Reports for Arc<T> {
+    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
+        // SAFETY: forwarded contract.
+        unsafe { (**self).complete(ticket, outcome) }
+    }
+
+    unsafe fn refuse(&self, ticket: Ticket, error: Error) {
+        // SAFETY: forwarded contract.
+        unsafe { (**self).refuse(ticket, error) }
+    }
+
+    unsafe fn record(&self, ticket: Ticket) -> &Record {
+        // SAFETY: forwarded contract.
+        unsafe { (**self).record(ticket) }
+    }
+
+    fn fatal(&self) -> Option<&Error> {
+        (**self).fatal()
+    }
+
+    fn set_fatal(&self, error: Error) -> Error {
+        (**self).set_fatal(error)
+    }
+
+    fn statistics(&self, json: String) {
+        (**self).statistics(json)
+    }
+}
