@@ -18,7 +18,7 @@ use crate::record::{Record, SizeLimits};
 use crate::sync::wait_list::Notify;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
-use crate::worker::Mailbox;
+use crate::worker::{Core, Mailbox};
 
 /// Everything the producer's threads share.
 #[derive(Debug)]
@@ -249,5 +249,25 @@ impl Reports for Shared {
 
     fn statistics(&self, json: String) {
         *self.librdkafka_stats.lock() = Some(json);
+    }
+}
+
+/// What the workers need of the producer (`worker/mod.rs`).
+impl Core for Shared {
+    fn mailbox(&self, id: usize) -> &Mailbox {
+        &self.workers[id]
+    }
+
+    fn timer(&self) -> &Timer {
+        &self.timer
+    }
+
+    unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { Shared::purged_at_hand_over(self, ticket) }
+    }
+
+    fn purge_served(&self) {
+        self.purge_acks.notify_all();
     }
 }

@@ -52,15 +52,49 @@ use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::handover::{Handover, UNASSIGNED};
 use crate::native::limits::TopicLimits;
+use crate::native::reports::Reports;
 use crate::native::topic::{TopicCache, TopicInfo};
-use crate::producer::shared::Shared;
 use crate::record::Record;
 use crate::sync::Arc;
 use crate::worker::batch::{BatchKey, Batches};
 use crate::worker::remote::Mailbox as Remote;
+use crate::worker::timer::Timer;
 
 /// A worker's mailbox: what other threads use to reach it, around its stage.
 pub(crate) type Mailbox = Remote<Stage>;
+
+/// What a worker needs of the producer it serves, beyond what librdkafka's
+/// side needs ([`Reports`]); `producer/shared.rs` implements it.
+pub(crate) trait Core: Reports {
+    /// Worker `id`'s mailbox.
+    fn mailbox(&self, id: usize) -> &Mailbox;
+
+    /// The timer: its clock, and the buffer timeouts it enforces.
+    fn timer(&self) -> &Timer;
+
+    /// Whether a purge under way takes the record of `ticket` instead of
+    /// its hand-over.
+    ///
+    /// # Safety
+    /// The caller holds the ticket, popped and not yet handed over.
+    unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool;
+
+    /// Tells those waiting that a worker served a purge request.
+    fn purge_served(&self);
+}
+
+/// Runs `f` on the record behind `ticket`.
+///
+/// # Safety
+/// As for [`Reports::record`].
+unsafe fn with_record<C: Core + ?Sized, R>(
+    core: &C,
+    ticket: Ticket,
+    f: impl FnOnce(&Record) -> R,
+) -> R {
+    // SAFETY: forwarded contract.
+    f(unsafe { core.record(ticket) })
+}
 
 /// Times an idle worker yields before it parks.
 const GRACE_YIELDS: usize = 2;
@@ -146,7 +180,7 @@ impl Stage {
     /// limit read is under way, with the records waiting for it), or fails
     /// its record; returns `false` (placing nothing) when the topic is not
     /// ready for `lookup`.
-    fn place(&mut self, shared: &Shared, ticket: Ticket, lookup: Lookup) -> bool {
+    fn place(&mut self, shared: &impl Core, ticket: Ticket, lookup: Lookup) -> bool {
         let Stage {
             native,
             batches,
@@ -161,11 +195,10 @@ impl Stage {
             unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
             return true;
         }
-        let slot = shared.pool.slot(ticket.index());
         // SAFETY: the ticket was popped under the baton and not handed
         // over yet; nobody else touches the record.
         let placed = unsafe {
-            slot.with_record(|record| {
+            with_record(shared, ticket, |record| {
                 let topic = match lookup {
                     Lookup::Full => topics.get(native, record.topic())?,
                     Lookup::Ready => match topics.get_ready(record.topic()) {
@@ -196,7 +229,7 @@ impl Stage {
             }
             Ok(Placing::NotReady) => return false,
             // SAFETY: the ticket was published (popped from the ring).
-            Err(error) => unsafe { shared.fail_before_librdkafka(ticket, error) },
+            Err(error) => unsafe { shared.refuse(ticket, error) },
         }
         true
     }
@@ -204,7 +237,7 @@ impl Stage {
     /// Moves the records waiting for their topic's first limit read whose
     /// topic no longer waits into their batches, in order, while there is
     /// room; returns how many.
-    fn release_waiting(&mut self, shared: &Shared) -> usize {
+    fn release_waiting(&mut self, shared: &impl Core) -> usize {
         if self.waiting.is_empty() {
             return 0;
         }
@@ -221,11 +254,10 @@ impl Stage {
                 kept.push_back((topic, ticket));
                 continue;
             }
-            let slot = shared.pool.slot(ticket.index());
             // SAFETY: the ticket was popped under the baton and not handed
             // over yet; nobody else touches the record.
             let checked = unsafe {
-                slot.with_record(|record| {
+                with_record(shared, ticket, |record| {
                     check_limit(record, info).map(|()| BatchKey {
                         topic,
                         partition: record.partition().unwrap_or(UNASSIGNED),
@@ -235,7 +267,7 @@ impl Stage {
             match checked {
                 Ok(key) => self.batches.push(key, ticket),
                 // SAFETY: the ticket was published (popped from the ring).
-                Err(error) => unsafe { shared.fail_before_librdkafka(ticket, error) },
+                Err(error) => unsafe { shared.refuse(ticket, error) },
             }
             released += 1;
         }
@@ -247,7 +279,7 @@ impl Stage {
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
     /// rest held, in order. `by_producer`: a producer's round, for the
     /// statistics.
-    fn hand_over(&mut self, shared: &Shared, mailbox: &Mailbox, by_producer: bool) {
+    fn hand_over(&mut self, shared: &impl Core, mailbox: &Mailbox, by_producer: bool) {
         let Stage {
             native,
             batches,
@@ -291,7 +323,7 @@ fn check_limit(record: &Record, topic: TopicInfo) -> Result<(), Error> {
 /// without waiting. Returns `true` when it left work for the worker.
 pub(crate) fn hand_over_for_worker(
     stage: &mut Option<Stage>,
-    shared: &Shared,
+    shared: &impl Core,
     mailbox: &Mailbox,
 ) -> bool {
     let Some(stage) = stage else {
@@ -302,7 +334,7 @@ pub(crate) fn hand_over_for_worker(
         // Earlier records wait on the worker: ours go after them.
         return true;
     }
-    let now = shared.timer.now();
+    let now = shared.timer().now();
     // Relaxed: a hint about the rate of pushes; any value is safe.
     let previous = mailbox.asleep_push_at.swap(now, Relaxed);
     if now.saturating_sub(previous) < BUSY_GAP_NANOS {
@@ -331,9 +363,9 @@ pub(crate) fn take_stage(mailbox: &Mailbox) {
 }
 
 /// One worker thread.
-pub(crate) struct Worker {
+pub(crate) struct Worker<C> {
     id: usize,
-    shared: Arc<Shared>,
+    shared: Arc<C>,
     config: WorkerConfig,
 }
 
@@ -348,17 +380,17 @@ enum Next {
     Exit,
 }
 
-impl Worker {
+impl<C: Core + 'static> Worker<C> {
     /// Starts worker `id` on a thread named `aioproducer-worker-{id}`.
     pub(crate) fn spawn(
         id: usize,
-        shared: Arc<Shared>,
+        shared: Arc<C>,
         native: Arc<NativeProducer>,
         config: WorkerConfig,
     ) -> std::io::Result<JoinHandle<()>> {
         // Records held at most: a round drains at most one ring's worth, and
         // a round ends with a hand-over once `batch_size` are held.
-        let ring_capacity = shared.workers[id].ring.capacity();
+        let ring_capacity = shared.mailbox(id).ring.capacity();
         let max_held = ring_capacity + config.batch_size.map_or(0, |size| size - 1);
         let stage = Stage {
             native,
@@ -370,7 +402,8 @@ impl Worker {
             waiting_topics: Vec::new(),
             forced: false,
         };
-        shared.workers[id]
+        shared
+            .mailbox(id)
             .baton()
             .take()
             .with(|slot| *slot = Some(stage));
@@ -383,14 +416,14 @@ impl Worker {
             .name(format!("aioproducer-worker-{id}"))
             .spawn(move || worker.run());
         if spawned.is_err() {
-            take_stage(&shared.workers[id]);
+            take_stage(shared.mailbox(id));
         }
         spawned
     }
 
     fn run(self) {
         let shared = Arc::clone(&self.shared);
-        let mailbox = &shared.workers[self.id];
+        let mailbox = shared.mailbox(self.id);
         mailbox.register_worker();
         loop {
             let next = mailbox.baton().take().with(|stage| {
@@ -447,7 +480,7 @@ impl Worker {
             stage.waiting_topics.clear();
             mailbox.clear_deadline();
             mailbox.purge_served(request);
-            shared.purge_acks.notify_all();
+            shared.purge_served();
             return Next::Again;
         }
         let forced = mailbox.take_force() || stage.forced;
@@ -471,7 +504,7 @@ impl Worker {
                     return Next::Full;
                 }
             } else {
-                let timer = &shared.timer;
+                let timer = shared.timer();
                 let timeout = self.config.buffer_timeout.as_nanos() as u64;
                 mailbox.arm_deadline(timer.now().saturating_add(timeout), timer);
             }
