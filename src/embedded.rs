@@ -44,7 +44,7 @@ impl EmbeddedCluster {
     /// Starts a cluster of `brokers` brokers on loopback ports.
     pub fn new(brokers: i32) -> Result<Self, Error> {
         let mock = MockCluster::new(brokers)
-            .map_err(|e| Error::Client(format!("could not start the mock cluster: {e}")))?;
+            .map_err(|e| Error::EmbeddedCluster(format!("could not start: {e}")))?;
         Ok(Self { mock })
     }
 
@@ -58,7 +58,7 @@ impl EmbeddedCluster {
         validate_topic(topic)?;
         self.mock
             .create_topic(topic, partitions, 1)
-            .map_err(|e| Error::Client(format!("could not create topic {topic:?}: {e}")))
+            .map_err(|e| Error::EmbeddedCluster(format!("could not create topic {topic:?}: {e}")))
     }
 
     /// The underlying mock cluster, for fault injection.

@@ -26,6 +26,18 @@ pub enum Error {
     },
     /// librdkafka refused to create the client.
     Client(String),
+    /// The operating system refused to start one of the producer's threads.
+    Thread {
+        /// The thread's kind (`aioproducer-worker`, `aioproducer-txn`, ...).
+        name: &'static str,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// A transactional call panicked on its helper thread (a bug; the
+    /// transaction's state is unknown: abort it).
+    TransactionalCallPanicked,
+    /// The embedded (mock) cluster refused a request.
+    EmbeddedCluster(String),
     /// The topic name is not a valid Kafka topic name.
     InvalidTopic {
         /// The name as given (control characters escaped when displayed).
@@ -112,6 +124,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// Maps a failed thread start to [`Error::Thread`].
+    pub(crate) fn thread(name: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |e| Error::Thread {
+            name,
+            reason: e.to_string(),
+        }
+    }
+
     /// A configuration error naming the property, its value and why.
     pub(crate) fn config(key: &str, value: String, reason: &str) -> Self {
         Error::Config {
@@ -221,6 +241,13 @@ impl fmt::Display for Error {
                 write!(f, "invalid configuration {key}={value:?}: {reason}")
             }
             Error::Client(reason) => write!(f, "could not create the Kafka client: {reason}"),
+            Error::Thread { name, reason } => {
+                write!(f, "could not start a {name} thread: {reason}")
+            }
+            Error::TransactionalCallPanicked => f.write_str(
+                "a transactional call panicked on its helper thread; abort the transaction",
+            ),
+            Error::EmbeddedCluster(reason) => write!(f, "embedded cluster: {reason}"),
             Error::InvalidTopic { topic, reason } => {
                 write!(f, "invalid topic name {topic:?}: {reason}")
             }

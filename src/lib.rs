@@ -137,11 +137,11 @@ pub mod __internals {
     pub use crate::delivery::pool::Pool;
     pub use crate::delivery::slot::{Claim, Next, Outcome, Slot};
     pub use crate::delivery::ticket::Ticket;
-    pub use crate::producer::shared::Shared;
+    pub use crate::producer::shared::{Shared, SharedConfig};
     pub use crate::record::SizeLimits;
     pub use crate::sync::baton::{Baton, BatonGuard};
     pub use crate::sync::block_on::block_on;
-    #[cfg(feature = "loom-bugs")]
+    #[cfg(aioproducer_loom)]
     pub use crate::sync::bugs::activate;
     pub use crate::sync::bugs::Bug;
     pub use crate::sync::park::Parker;
@@ -183,7 +183,12 @@ pub mod __internals {
         shared: &Shared,
         record: crate::Record,
     ) -> impl std::future::Future<Output = Result<Ticket, crate::DeliveryError>> + '_ {
-        crate::producer::intake::Intake::new(shared, record, None, true)
+        crate::producer::intake::Intake::new(
+            shared,
+            record,
+            None,
+            crate::producer::intake::WhenFull::Wait,
+        )
     }
 }
 

@@ -55,7 +55,13 @@ fn backpressure_model_catches_a_skipped_space_notification() {
 }
 
 fn room_model() {
-    let shared = Arc::new(Shared::new(1, 1, 2, SizeLimits::NONE, false));
+    let shared = Arc::new(Shared::new(SharedConfig {
+        max_in_flight: 1,
+        workers: 1,
+        ring_capacity: 2,
+        limits: SizeLimits::NONE,
+        producers_hand_over: false,
+    }));
     let first = loom::future::block_on(intake(&shared, record("a"))).expect("room for the first");
     let producer = {
         let shared = Arc::clone(&shared);

@@ -13,7 +13,13 @@ use loom_tests::*;
 /// A producer state with one record in flight; returns it and the record's
 /// ticket.
 fn one_record() -> (Arc<Shared>, Ticket) {
-    let shared = Arc::new(Shared::new(1, 1, 1, SizeLimits::NONE, false));
+    let shared = Arc::new(Shared::new(SharedConfig {
+        max_in_flight: 1,
+        workers: 1,
+        ring_capacity: 1,
+        limits: SizeLimits::NONE,
+        producers_hand_over: false,
+    }));
     let index = shared.pool().acquire();
     let parity = shared.ledger().admit().unwrap();
     // SAFETY: just acquired, never published.

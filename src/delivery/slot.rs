@@ -312,12 +312,9 @@ impl Slot {
         self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
         // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
         // concurrent DETACHED before our release of the slot.
-        let ordering = if bugs::active(Bug::RelaxedComplete) {
-            Relaxed
-        } else {
-            AcqRel
-        };
-        let previous = self.state.fetch_or(COMPLETE, ordering);
+        let previous = self
+            .state
+            .fetch_or(COMPLETE, bugs::ordering(Bug::RelaxedComplete, AcqRel));
         let next = if previous & DETACHED != 0 {
             Next::Release
         } else if previous & REGISTERED != 0 {

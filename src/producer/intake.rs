@@ -96,6 +96,15 @@ impl Drop for Staged<'_> {
     }
 }
 
+/// What an intake does when the producer or the ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// Wait for room (`produce`).
+    Wait,
+    /// Hand the record back with `QueueFull` (`try_produce`).
+    Refuse,
+}
+
 enum State<'a> {
     /// Not yet checked.
     New {
@@ -128,7 +137,7 @@ enum Attempt<'a> {
 pub(crate) struct Intake<'a> {
     shared: &'a Shared,
     /// Wait for room, or refuse with `QueueFull`.
-    wait: bool,
+    when_full: WhenFull,
     state: State<'a>,
     /// The registration of the current wait, if any.
     listener: Option<Listener<'a>>,
@@ -139,11 +148,11 @@ impl<'a> Intake<'a> {
         shared: &'a Shared,
         record: Record,
         callback: Option<Callback>,
-        wait: bool,
+        when_full: WhenFull,
     ) -> Self {
         Self {
             shared,
-            wait,
+            when_full,
             state: State::New { record, callback },
             listener: None,
         }
@@ -235,7 +244,7 @@ impl Future for Intake<'_> {
                 Attempt::Full(record, callback) => {
                     let refusal = if shared.ledger.is_closed() {
                         Some(Error::Closed)
-                    } else if !this.wait {
+                    } else if this.when_full == WhenFull::Refuse {
                         Some(Error::QueueFull)
                     } else {
                         None
@@ -247,7 +256,7 @@ impl Future for Intake<'_> {
                     this.state = State::NeedAdmission { record, callback };
                     this.wait_on(shared.ledger.room(), cx)
                 }
-                Attempt::NoRoom(staged) if !this.wait => {
+                Attempt::NoRoom(staged) if this.when_full == WhenFull::Refuse => {
                     return Poll::Ready(Err(DeliveryError::refused(
                         Error::QueueFull,
                         staged.cancel(),

@@ -19,8 +19,8 @@ use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::config::{check_native, native_config};
 use crate::native::limits::TopicLimits;
-use crate::producer::intake::Intake;
-use crate::producer::shared::Shared;
+use crate::producer::intake::{Intake, WhenFull};
+use crate::producer::shared::{Shared, SharedConfig};
 use crate::record::{Record, SizeLimits};
 use crate::report::Delivery;
 use crate::report::DeliveryError;
@@ -113,19 +113,19 @@ impl AioProducer {
             message_max: settings.max_message_bytes,
             queue_max: settings.max_queue_bytes,
         };
-        let shared = Arc::new(Shared::new(
+        let shared = Arc::new(Shared::new(SharedConfig {
             max_in_flight,
-            builder.workers,
-            builder.ring_capacity,
+            workers: builder.workers,
+            ring_capacity: builder.ring_capacity,
             limits,
-            builder.batch_size.is_none(),
-        ));
+            producers_hand_over: builder.batch_size.is_none(),
+        }));
         let native = Arc::new(NativeProducer::new(&config, Box::new(Arc::clone(&shared)))?);
         // Topic limits are read only for uncompressed batches: the broker
         // checks the compressed size, which we cannot know.
         let limits = if settings.uncompressed {
             let started = TopicLimits::start(Arc::clone(&native));
-            Some(started.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?)
+            Some(started.map_err(Error::thread("aioproducer-limits"))?)
         } else {
             None
         };
@@ -138,11 +138,14 @@ impl AioProducer {
         let spawned = (0..builder.workers)
             .try_for_each(|id| {
                 let native = Arc::clone(&native);
-                let worker = Worker::spawn(id, Arc::clone(&shared), native, worker_config.clone())?;
+                let worker = Worker::spawn(id, Arc::clone(&shared), native, worker_config.clone())
+                    .map_err(Error::thread("aioproducer-worker"))?;
                 workers.push(worker);
                 Ok(())
             })
-            .and_then(|()| spawn_timer(Arc::clone(&shared)));
+            .and_then(|()| {
+                spawn_timer(Arc::clone(&shared)).map_err(Error::thread("aioproducer-timer"))
+            });
         let timer = match spawned {
             Ok(timer) => timer,
             Err(e) => {
@@ -154,7 +157,7 @@ impl AioProducer {
                     let _ = worker.join();
                 }
                 stop_limits(limits);
-                return Err(Error::Client(format!("could not start a thread: {e}")));
+                return Err(e);
             }
         };
         Ok(Self {
@@ -190,7 +193,7 @@ impl AioProducer {
     ) -> impl Future<Output = Result<DeliveryFuture, DeliveryError>> + Send + '_ {
         // A plain future (no `async fn` state machine around it): the record
         // moves once into the intake, and once more into its slot.
-        Intake::new(&self.inner.shared, record, None, true)
+        Intake::new(&self.inner.shared, record, None, WhenFull::Wait)
             .map(|ticket| ticket.map(|ticket| self.future(ticket)))
     }
 
@@ -229,7 +232,7 @@ impl AioProducer {
         F: FnOnce(Result<Delivery, DeliveryError>) + Send + 'static,
     {
         let callback: Callback = Box::new(callback);
-        Intake::new(&self.inner.shared, record, Some(callback), true)
+        Intake::new(&self.inner.shared, record, Some(callback), WhenFull::Wait)
             .await
             .map(drop)
     }
@@ -257,7 +260,7 @@ impl AioProducer {
         record: Record,
         callback: Option<Callback>,
     ) -> Result<Ticket, DeliveryError> {
-        Intake::new(&self.inner.shared, record, callback, false)
+        Intake::new(&self.inner.shared, record, callback, WhenFull::Refuse)
             .now_or_never()
             .expect("an intake that may not wait resolves at once")
     }
@@ -360,13 +363,12 @@ impl AioProducer {
                 });
             // On failure the previous thread is no longer joined here, but
             // shutdown still waits for it to let go of the handle.
-            let spawned =
-                spawned.map_err(|e| Error::Client(format!("could not start a thread: {e}")))?;
+            let spawned = spawned.map_err(Error::thread("aioproducer-txn"))?;
             threads.transactional = Some(spawned);
         }
         receiver
             .await
-            .unwrap_or_else(|_| Err(Error::Client("a transactional call panicked".into())))
+            .unwrap_or_else(|_| Err(Error::TransactionalCallPanicked))
     }
 
     /// A snapshot of the producer's counters.
@@ -394,13 +396,13 @@ impl AioProducer {
                 .workers
                 .iter()
                 .map(|w| {
-                    let (records, batches, by_producers) = w.counters();
+                    let counts = w.counts();
                     WorkerStats {
                         ring_depth: w.ring.len(),
                         ring_capacity: w.ring.capacity(),
-                        records,
-                        batches,
-                        handed_over_by_producers: by_producers,
+                        records: counts.records,
+                        batches: counts.calls,
+                        handed_over_by_producers: counts.by_producers,
                         topics: w.topics(),
                     }
                 })

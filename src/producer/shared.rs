@@ -50,16 +50,32 @@ pub struct Shared {
     purging: CachePadded<AtomicU64>,
 }
 
+/// How a producer's shared state is sized.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedConfig {
+    /// The bound on records in flight.
+    pub max_in_flight: usize,
+    /// Worker threads (one mailbox and ring each).
+    pub workers: usize,
+    /// Tickets per ring.
+    pub ring_capacity: usize,
+    /// librdkafka's size limits, checked at the call.
+    pub limits: SizeLimits,
+    /// Whether producers hand over for a sleeping worker (not with
+    /// `batch_size`, which holds records).
+    pub producers_hand_over: bool,
+}
+
 impl Shared {
-    /// State for `workers` workers with rings of `ring_capacity` tickets and
-    /// at most `max_in_flight` records in flight.
-    pub fn new(
-        max_in_flight: usize,
-        workers: usize,
-        ring_capacity: usize,
-        limits: SizeLimits,
-        producers_hand_over: bool,
-    ) -> Self {
+    /// State sized by `config`.
+    pub fn new(config: SharedConfig) -> Self {
+        let SharedConfig {
+            max_in_flight,
+            workers,
+            ring_capacity,
+            limits,
+            producers_hand_over,
+        } = config;
         Self {
             pool: Arc::new(Pool::new()),
             ledger: Ledger::new(max_in_flight as u64),

@@ -55,11 +55,7 @@ impl<T> Baton<T> {
     pub fn try_take(&self) -> Option<BatonGuard<'_, T>> {
         // Acquire: see everything the previous holder did to the value.
         // Relaxed on failure: we touch nothing then.
-        let success = if bugs::active(Bug::RelaxedBaton) {
-            Relaxed
-        } else {
-            Acquire
-        };
+        let success = bugs::ordering(Bug::RelaxedBaton, Acquire);
         self.held
             .compare_exchange(false, true, success, Relaxed)
             .ok()

@@ -3,9 +3,12 @@
 //! Each loom model in `loom-tests/` has a twin that switches on one bug here
 //! (an ordering weakened, a check removed, a wake-up skipped) and asserts
 //! that loom then reports a failure: a model that still passes with its bug
-//! in place proves nothing. The switch exists only with the test-only cargo
-//! feature `loom-bugs`; without it [`active`] is a constant `false` and the
-//! checks compile away.
+//! in place proves nothing. The switch exists only in the loom build
+//! (`--cfg aioproducer_loom`, which `scripts/loom` sets), never in a normal
+//! build: there [`active`] is a constant `false` and every check compiles
+//! away. (Not a Cargo feature: features are unified across a workspace, so
+//! one would put live bug checks into the real crate's builds.) A site is
+//! one call: [`active`] for a check, [`ordering`] for an ordering.
 
 /// One seeded bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +51,11 @@ pub enum Bug {
     RelaxedBaton,
 }
 
-#[cfg(feature = "loom-bugs")]
+#[cfg(aioproducer_loom)]
 static ACTIVE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
 
 /// Switches `bug` on (or all off with `None`) for what runs next.
-#[cfg(feature = "loom-bugs")]
+#[cfg(aioproducer_loom)]
 pub fn activate(bug: Option<Bug>) {
     ACTIVE.store(
         bug.map_or(0, |b| b as u8),
@@ -63,13 +66,26 @@ pub fn activate(bug: Option<Bug>) {
 /// Whether `bug` is switched on.
 #[inline(always)]
 pub(crate) fn active(bug: Bug) -> bool {
-    #[cfg(feature = "loom-bugs")]
+    #[cfg(aioproducer_loom)]
     {
         ACTIVE.load(std::sync::atomic::Ordering::Relaxed) == bug as u8
     }
-    #[cfg(not(feature = "loom-bugs"))]
+    #[cfg(not(aioproducer_loom))]
     {
         let _ = bug;
         false
+    }
+}
+
+/// `ordering`, or `Relaxed` while `bug` (an ordering weakened) is on.
+#[inline(always)]
+pub(crate) fn ordering(
+    bug: Bug,
+    ordering: std::sync::atomic::Ordering,
+) -> std::sync::atomic::Ordering {
+    if active(bug) {
+        std::sync::atomic::Ordering::Relaxed
+    } else {
+        ordering
     }
 }

@@ -370,7 +370,7 @@ pub(crate) struct Worker<C> {
 }
 
 /// What the worker does after a round.
-enum Next {
+enum AfterRound {
     Again,
     Idle,
     /// librdkafka's queue is full: wait a moment for room, then again.
@@ -431,11 +431,11 @@ impl<C: Core + 'static> Worker<C> {
                 self.round(mailbox, stage)
             });
             match next {
-                Next::Again => {}
-                Next::Exit => break,
-                Next::Full => mailbox.park_until_retry(FULL_RETRY),
-                Next::Waiting => mailbox.park_at_most(WAITING_RECHECK),
-                Next::Idle => {
+                AfterRound::Again => {}
+                AfterRound::Exit => break,
+                AfterRound::Full => mailbox.park_until_retry(FULL_RETRY),
+                AfterRound::Waiting => mailbox.park_at_most(WAITING_RECHECK),
+                AfterRound::Idle => {
                     // A brief grace period before sleeping: under load the
                     // next ticket is usually a moment away, and a worker that
                     // parks after every drain costs each producer a futex
@@ -457,7 +457,7 @@ impl<C: Core + 'static> Worker<C> {
     }
 
     /// One round under the baton (module docs, steps 1–3).
-    fn round(&self, mailbox: &Mailbox, stage: &mut Stage) -> Next {
+    fn round(&self, mailbox: &Mailbox, stage: &mut Stage) -> AfterRound {
         let shared = &*self.shared;
         if let Some(request) = mailbox.purge_pending() {
             // SAFETY: every ticket failed here was published (popped from
@@ -481,7 +481,7 @@ impl<C: Core + 'static> Worker<C> {
             mailbox.clear_deadline();
             mailbox.purge_served(request);
             shared.purge_served();
-            return Next::Again;
+            return AfterRound::Again;
         }
         let forced = mailbox.take_force() || stage.forced;
         let stopping = mailbox.stopping();
@@ -501,7 +501,7 @@ impl<C: Core + 'static> Worker<C> {
             if due {
                 stage.hand_over(shared, mailbox, false);
                 if stage.batches.held() > 0 {
-                    return Next::Full;
+                    return AfterRound::Full;
                 }
             } else {
                 let timer = shared.timer();
@@ -511,14 +511,14 @@ impl<C: Core + 'static> Worker<C> {
         }
         let held = stage.batches.held();
         if drained > 0 || (held > 0 && due) {
-            return Next::Again;
+            return AfterRound::Again;
         }
         if !stage.waiting.is_empty() {
-            return Next::Waiting;
+            return AfterRound::Waiting;
         }
         if stopping && held == 0 && mailbox.ring.is_empty() {
-            return Next::Exit;
+            return AfterRound::Exit;
         }
-        Next::Idle
+        AfterRound::Idle
     }
 }

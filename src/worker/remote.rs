@@ -19,6 +19,17 @@ use crate::sync::{AtomicBool, AtomicU64};
 use crate::worker::ring::Ring;
 use crate::worker::timer::{Deadline, Timer, NO_DEADLINE};
 
+/// What one worker handed to librdkafka so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandOverCounts {
+    /// Records handed over.
+    pub records: u64,
+    /// librdkafka calls made to hand them over.
+    pub calls: u64,
+    /// Of `records`, those producers handed over on the worker's behalf.
+    pub by_producers: u64,
+}
+
 /// One worker's mailbox.
 ///
 /// Generic over what its baton guards: the worker's stage (`S` is
@@ -289,14 +300,14 @@ impl<S> Mailbox<S> {
         self.purge_done.load(Acquire) >= request
     }
 
-    /// (records handed over, librdkafka calls, records of those that
-    /// producers handed over).
-    pub fn counters(&self) -> (u64, u64, u64) {
-        (
-            self.records.load(Relaxed),
-            self.calls.load(Relaxed),
-            self.by_producers.load(Relaxed),
-        )
+    /// What the worker (and producers on its behalf) handed over so far.
+    pub fn counts(&self) -> HandOverCounts {
+        // Relaxed: statistics.
+        HandOverCounts {
+            records: self.records.load(Relaxed),
+            calls: self.calls.load(Relaxed),
+            by_producers: self.by_producers.load(Relaxed),
+        }
     }
 }
 
