@@ -80,12 +80,16 @@ fn run(leave: bool) {
             let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
             thread::spawn(move || {
                 mailbox
-                    .push_or_hand_over(Ticket::new(i, 0), |_| {
-                        // Once everything is counted, the worker is woken
-                        // so that it can finish (a harness need: the real
-                        // worker just sleeps on).
-                        round(&mailbox, &work, leave) == TICKETS || left(&work)
-                    })
+                    .push_or_hand_over(
+                        Ticket::new(i, 0),
+                        || {},
+                        |_| {
+                            // Once everything is counted, the worker is woken
+                            // so that it can finish (a harness need: the real
+                            // worker just sleeps on).
+                            round(&mailbox, &work, leave) == TICKETS || left(&work)
+                        },
+                    )
                     .expect("room");
             })
         })

@@ -53,14 +53,23 @@ impl Staged<'_> {
                 Err(_) => Err(self),
             };
         }
-        if mailbox.ring.push(self.ticket).is_err() {
-            return Err(self);
+        let ticket = self.ticket;
+        let mut staged = Some(self);
+        let pushed = mailbox.push_or_hand_over(
+            ticket,
+            // The ticket is out of our hands from here: a round may hand it
+            // to librdkafka, so nothing may take the record back.
+            || {
+                if let Some(staged) = staged.take() {
+                    staged.disarm();
+                }
+            },
+            |stage| hand_over_for_worker(stage, shared, mailbox),
+        );
+        match pushed {
+            Ok(()) => Ok(ticket),
+            Err(_) => Err(staged.take().expect("not pushed: still staged")),
         }
-        // The ticket is out of our hands from here: a round may hand it to
-        // librdkafka, so nothing may take the record back.
-        let ticket = self.disarm();
-        mailbox.hand_over_or_wake(|stage| hand_over_for_worker(stage, shared, mailbox));
-        Ok(ticket)
     }
 
     /// The ticket, now published: dropping `self` no longer undoes it.

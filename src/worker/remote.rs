@@ -93,11 +93,13 @@ impl<S> Mailbox<S> {
         Ok(())
     }
 
-    /// Pushes a ticket; then, if the worker sleeps and its stage is free,
-    /// runs `round` on the stage instead of waking it (the caller hands
-    /// over on the worker's behalf). `round` returns whether it left work
-    /// for the worker, which then wakes it. Hands the ticket back when the
-    /// ring is full.
+    /// Pushes a ticket and runs `pushed` (the caller gives up its claim on
+    /// the record: from here a round may hand it to librdkafka); then, if
+    /// the worker sleeps and its stage is free, runs `round` on the stage
+    /// instead of waking it (the caller hands over on the worker's behalf).
+    /// `round` returns whether it left work for the worker, which then
+    /// wakes it. Hands the ticket back when the ring is full. This is what
+    /// a producer's intake calls, and what the loom model `baton.rs` checks.
     ///
     /// No ticket is left behind: the pusher looks at the worker after its
     /// push, as in [`Mailbox::push`]. Awake, the worker will see the ticket
@@ -108,19 +110,13 @@ impl<S> Mailbox<S> {
     pub fn push_or_hand_over(
         &self,
         ticket: Ticket,
+        pushed: impl FnOnce(),
         round: impl FnOnce(&mut Option<S>) -> bool,
     ) -> Result<(), Ticket> {
         self.ring.push(ticket)?;
-        self.hand_over_or_wake(round);
-        Ok(())
-    }
-
-    /// The second half of [`Mailbox::push_or_hand_over`], for a caller that
-    /// pushed to [`Mailbox::ring`] itself (and had to settle its own
-    /// bookkeeping first).
-    pub(crate) fn hand_over_or_wake(&self, round: impl FnOnce(&mut Option<S>) -> bool) {
+        pushed();
         if !self.parker.asleep() {
-            return;
+            return Ok(());
         }
         let left = match self.stage.try_take() {
             Some(mut stage) => stage.with(round) && !bugs::active(Bug::SkipLeftWorkWake),
@@ -129,6 +125,7 @@ impl<S> Mailbox<S> {
         if left {
             self.force();
         }
+        Ok(())
     }
 
     /// The worker's stage behind its baton.
