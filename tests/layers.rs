@@ -41,6 +41,7 @@ const LAYERS: &[&str] = &[
     "native::reports",
     "native::admin",
     "native::config",
+    "native::owned",
     "native",
     // The delivery side: the future, the slot pool, the ledger, tickets.
     "delivery",

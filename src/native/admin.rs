@@ -13,38 +13,19 @@
 //! there, so the cluster is first checked for a reachable controller
 //! ([`controller_reachable`]).
 
-use std::ffi::{c_int, CString};
+use std::ffi::CString;
 use std::ptr;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
 
-use crate::native::c_str;
-
-/// An owned admin result queue.
-struct ResultQueue(*mut rd::rd_kafka_queue_t);
-
-impl Drop for ResultQueue {
-    fn drop(&mut self) {
-        // SAFETY: we own the queue, from `rd_kafka_queue_new`.
-        unsafe { rd::rd_kafka_queue_destroy(self.0) };
-    }
-}
-
-/// An owned admin result event.
-struct Event(*mut rd::rd_kafka_event_t);
-
-impl Drop for Event {
-    fn drop(&mut self) {
-        // SAFETY: we own the event, from `rd_kafka_queue_poll` (NULL is a no-op).
-        unsafe { rd::rd_kafka_event_destroy(self.0) };
-    }
-}
+use crate::native::owned::Owned;
+use crate::native::{c_str, millis};
 
 /// Whether the cluster names a controller that is one of its brokers;
 /// `None` when librdkafka learnt no controller within `timeout`.
 pub(crate) fn controller_reachable(rk: *mut rd::rd_kafka_t, timeout: Duration) -> Option<bool> {
-    let millis = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    let millis = millis(timeout);
     // SAFETY: `rk` is a live handle; the metadata is destroyed before return
     // and its broker array read only within its bounds.
     unsafe {
@@ -74,34 +55,39 @@ pub(crate) fn topic_max_message_bytes(
     timeout: Duration,
 ) -> Result<usize, String> {
     let name = CString::new(topic).map_err(|_| "topic name contains NUL".to_string())?;
-    let millis = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    let millis = millis(timeout);
     // SAFETY: `rk` is a live handle (caller holds the producer); every object
-    // created here is destroyed before returning, the queue and event by
-    // their owners; the resource array outlives the call that reads it.
+    // created here is owned by an `Owned` and destroyed before returning; the
+    // resource array outlives the call that reads it.
     unsafe {
-        let queue = ResultQueue(rd::rd_kafka_queue_new(rk));
-        let mut resource = rd::rd_kafka_ConfigResource_new(
+        let no_memory = || "librdkafka could not allocate the request".to_string();
+        let queue = Owned::from_raw(rd::rd_kafka_queue_new(rk)).ok_or_else(no_memory)?;
+        let resource = Owned::from_raw(rd::rd_kafka_ConfigResource_new(
             rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
             name.as_ptr(),
-        );
-        let options = rd::rd_kafka_AdminOptions_new(
+        ))
+        .ok_or_else(no_memory)?;
+        let options = Owned::from_raw(rd::rd_kafka_AdminOptions_new(
             rk,
             rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
-        );
-        rd::rd_kafka_AdminOptions_set_request_timeout(options, millis, ptr::null_mut(), 0);
-        rd::rd_kafka_DescribeConfigs(rk, &mut resource, 1, options, queue.0);
-        rd::rd_kafka_AdminOptions_destroy(options);
-        rd::rd_kafka_ConfigResource_destroy(resource);
+        ))
+        .ok_or_else(no_memory)?;
+        rd::rd_kafka_AdminOptions_set_request_timeout(options.ptr(), millis, ptr::null_mut(), 0);
+        let mut resources = [resource.ptr()];
+        rd::rd_kafka_DescribeConfigs(rk, resources.as_mut_ptr(), 1, options.ptr(), queue.ptr());
+        drop((options, resource));
 
-        let event = Event(rd::rd_kafka_queue_poll(queue.0, millis.saturating_add(500)));
-        if event.0.is_null() {
+        let Some(event) = Owned::from_raw(rd::rd_kafka_queue_poll(
+            queue.ptr(),
+            millis.saturating_add(500),
+        )) else {
             return Err("no answer in time".into());
-        }
-        let err = rd::rd_kafka_event_error(event.0);
+        };
+        let err = rd::rd_kafka_event_error(event.ptr());
         if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(c_str(rd::rd_kafka_event_error_string(event.0)));
+            return Err(c_str(rd::rd_kafka_event_error_string(event.ptr())));
         }
-        let result = rd::rd_kafka_event_DescribeConfigs_result(event.0);
+        let result = rd::rd_kafka_event_DescribeConfigs_result(event.ptr());
         if result.is_null() {
             return Err("not a DescribeConfigs result".into());
         }

@@ -30,6 +30,7 @@ use rdkafka::ClientContext;
 
 use crate::error::Error;
 use crate::native::config::native_config;
+use crate::native::owned::Owned;
 use crate::native::reports::Reports;
 use crate::native::{admin, callbacks};
 
@@ -53,14 +54,7 @@ pub(crate) struct ProducerContext {
 impl ClientContext for ProducerContext {}
 
 /// An owned queue reference.
-struct Queue(*mut rd::rd_kafka_queue_t);
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // SAFETY: we own this reference, from `rd_kafka_queue_get_*`.
-        unsafe { rd::rd_kafka_queue_destroy(self.0) };
-    }
-}
+type Queue = Owned<rd::rd_kafka_queue_t>;
 
 /// The producer handle with its delivery-report route installed.
 pub(crate) struct NativeProducer {
@@ -110,18 +104,17 @@ impl NativeProducer {
         // references that `Queue` releases.
         let (main, background) = unsafe {
             (
-                Queue(rd::rd_kafka_queue_get_main(rk)),
-                rd::rd_kafka_queue_get_background(rk),
+                Queue::from_raw(rd::rd_kafka_queue_get_main(rk)),
+                Queue::from_raw(rd::rd_kafka_queue_get_background(rk)),
             )
         };
-        if background.is_null() {
+        let (Some(main), Some(background)) = (main, background) else {
             return Err(Error::Client(
                 "librdkafka could not start its background thread".into(),
             ));
-        }
-        let background = Queue(background);
+        };
         // SAFETY: both queues belong to `rk` and stay referenced until drop.
-        unsafe { rd::rd_kafka_queue_forward(main.0, background.0) };
+        unsafe { rd::rd_kafka_queue_forward(main.ptr(), background.ptr()) };
         Ok(Self {
             main,
             _background: background,
@@ -180,7 +173,7 @@ impl Drop for NativeProducer {
     fn drop(&mut self) {
         // SAFETY: undo the forwarding while both queues are still referenced;
         // the queue references are released before `client` (field order).
-        unsafe { rd::rd_kafka_queue_forward(self.main.0, std::ptr::null_mut()) };
+        unsafe { rd::rd_kafka_queue_forward(self.main.ptr(), std::ptr::null_mut()) };
     }
 }
 

@@ -19,6 +19,7 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod handover;
 pub(crate) mod limits;
+pub(crate) mod owned;
 pub(crate) mod reports;
 pub(crate) mod topic;
 pub(crate) mod txn;
@@ -44,6 +45,11 @@ extern "C" {
     fn open_memstream(buffer: *mut *mut c_char, size: *mut usize) -> *mut std::ffi::c_void;
     fn fclose(stream: *mut std::ffi::c_void) -> std::ffi::c_int;
     fn free(pointer: *mut std::ffi::c_void);
+}
+
+/// A timeout as librdkafka's milliseconds (saturating at `c_int::MAX`).
+pub(crate) fn millis(timeout: std::time::Duration) -> std::ffi::c_int {
+    std::ffi::c_int::try_from(timeout.as_millis()).unwrap_or(std::ffi::c_int::MAX)
 }
 
 /// Copies a C string librdkafka gave us (NULL reads as empty).

@@ -13,17 +13,13 @@ use rdkafka::bindings as rd;
 use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::limits::{Limit, TopicLimits, FIRST_READ_WAIT};
+use crate::native::owned::Owned;
 use crate::record::Topic;
 use crate::sync::Arc;
 
 /// An owned reference to a librdkafka topic object.
 #[derive(Debug)]
-pub(crate) struct NativeTopic {
-    ptr: *mut rd::rd_kafka_topic_t,
-}
-
-// SAFETY: librdkafka topic handles are thread-safe reference-counted objects.
-unsafe impl Send for NativeTopic {}
+pub(crate) struct NativeTopic(Owned<rd::rd_kafka_topic_t>);
 
 impl NativeTopic {
     /// Creates a handle for `name` (already validated as a topic name).
@@ -34,28 +30,23 @@ impl NativeTopic {
         })?;
         // SAFETY: the client pointer is valid while `producer` lives, the name
         // is NUL-terminated, and a NULL conf means the default topic conf.
-        let ptr = unsafe {
-            rd::rd_kafka_topic_new(producer.ptr(), c_name.as_ptr(), std::ptr::null_mut())
+        // The reference is ours (`rd_kafka_topic_new`); the client outlives
+        // every worker that holds topic handles.
+        let owned = unsafe {
+            Owned::from_raw(rd::rd_kafka_topic_new(
+                producer.ptr(),
+                c_name.as_ptr(),
+                std::ptr::null_mut(),
+            ))
         };
-        if ptr.is_null() {
-            return Err(Error::InvalidTopic {
-                topic: name.into(),
-                reason: "librdkafka refused to create a handle for it",
-            });
-        }
-        Ok(Self { ptr })
+        owned.map(Self).ok_or_else(|| Error::InvalidTopic {
+            topic: name.into(),
+            reason: "librdkafka refused to create a handle for it",
+        })
     }
 
     pub(crate) fn ptr(&self) -> *mut rd::rd_kafka_topic_t {
-        self.ptr
-    }
-}
-
-impl Drop for NativeTopic {
-    fn drop(&mut self) {
-        // SAFETY: we own one reference, created by `rd_kafka_topic_new`, and
-        // the client outlives every worker that holds topic handles.
-        unsafe { rd::rd_kafka_topic_destroy(self.ptr) };
+        self.0.ptr()
     }
 }
 

@@ -4,7 +4,7 @@
 //! The calls block (they wait on the transaction coordinator), so the
 //! producer runs them on a helper thread; see `src/transaction.rs`.
 
-use std::ffi::{c_int, CString};
+use std::ffi::CString;
 use std::ptr;
 use std::time::Duration;
 
@@ -13,17 +13,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
 use crate::error::Error;
-use crate::native::c_str;
 use crate::native::client::NativeProducer;
+use crate::native::owned::Owned;
+use crate::native::{c_str, millis};
 
 /// An owned `rd_kafka_consumer_group_metadata_t`.
 #[derive(Debug)]
-pub(crate) struct NativeGroupMetadata(*mut rd::rd_kafka_consumer_group_metadata_t);
-
-// SAFETY: an immutable librdkafka object once created.
-unsafe impl Send for NativeGroupMetadata {}
-// SAFETY: as above.
-unsafe impl Sync for NativeGroupMetadata {}
+pub(crate) struct NativeGroupMetadata(Owned<rd::rd_kafka_consumer_group_metadata_t>);
 
 fn c_string(what: &'static str, value: &str) -> Result<CString, Error> {
     CString::new(value).map_err(|_| Error::Config {
@@ -59,24 +55,16 @@ impl NativeGroupMetadata {
                 }
             }
         };
-        if ptr.is_null() {
-            return Err(Error::Client(
-                "librdkafka refused the group metadata".into(),
-            ));
-        }
-        Ok(Self(ptr))
+        // SAFETY: ours, from `rd_kafka_consumer_group_metadata_new*`.
+        let owned = unsafe { Owned::from_raw(ptr) };
+        owned.map(Self).ok_or_else(|| {
+            Error::config(
+                group_id,
+                String::new(),
+                "librdkafka refused the group metadata",
+            )
+        })
     }
-}
-
-impl Drop for NativeGroupMetadata {
-    fn drop(&mut self) {
-        // SAFETY: we own it, from `rd_kafka_consumer_group_metadata_new*`.
-        unsafe { rd::rd_kafka_consumer_group_metadata_destroy(self.0) };
-    }
-}
-
-fn millis(timeout: Duration) -> c_int {
-    c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX)
 }
 
 /// Turns a returned `rd_kafka_error_t` (NULL for success) into our error,
@@ -126,7 +114,7 @@ impl NativeProducer {
             check(rd::rd_kafka_send_offsets_to_transaction(
                 self.ptr(),
                 offsets.ptr(),
-                group.0,
+                group.0.ptr(),
                 millis(timeout),
             ))
         }
