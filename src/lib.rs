@@ -145,7 +145,7 @@ pub mod __internals {
     pub use crate::sync::bugs::activate;
     pub use crate::sync::bugs::Bug;
     pub use crate::sync::park::Parker;
-    pub use crate::sync::wait_list::Notify;
+    pub use crate::sync::wait_list::WaitList;
     pub use crate::worker::batch::{BatchKey, Batches};
     /// A worker's mailbox, as the producer uses it.
     pub type Mailbox = crate::worker::remote::Mailbox<crate::worker::Stage>;

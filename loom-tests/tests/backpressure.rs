@@ -1,7 +1,7 @@
 //! Model 4: backpressure, at both of `produce`'s waits.
 //!
 //! `model`: a producer finds the ring (capacity 1) full and waits for space
-//! the way `produce` does (`Notify::wait_for`); the worker drains.
+//! the way `produce` does (`WaitList::wait_for`); the worker drains.
 //!
 //! `room_model`: the bound on records in flight is 1 and one record is in
 //! flight; a producer's real intake (`Intake`, as `produce` runs it) waits

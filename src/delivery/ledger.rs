@@ -73,7 +73,7 @@
 //! in librdkafka, not the futures a caller keeps: a report that arrived is
 //! no longer in flight even if nobody has read it yet, so a caller holding
 //! any number of futures cannot block its own `produce`. Producers waiting
-//! for room follow `Notify`'s protocol: a completion changes the count,
+//! for room follow `WaitList`'s protocol: a completion changes the count,
 //! fences (`settle`), then looks for waiters. The count publishes no data,
 //! so it is `Relaxed` throughout.
 
@@ -82,7 +82,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst};
 use crossbeam::utils::CachePadded;
 
 use crate::sync::bugs::{self, Bug};
-use crate::sync::wait_list::Notify;
+use crate::sync::wait_list::WaitList;
 use crate::sync::{fence, AtomicU64};
 
 /// Set in both `accepted` words once closed.
@@ -119,9 +119,9 @@ pub struct Ledger {
     /// The most records in flight.
     limit: u64,
     /// Notified when a parity's pending count reaches zero.
-    pub(crate) drained: Notify,
+    pub(crate) drained: WaitList,
     /// Notified when a record in flight is reported (or taken back).
-    room: Notify,
+    room: WaitList,
 }
 
 /// Why [`Ledger::admit`] refused a record.
@@ -143,8 +143,8 @@ impl Ledger {
             failed: CachePadded::new(AtomicU64::new(0)),
             outstanding: CachePadded::new(AtomicU64::new(0)),
             limit,
-            drained: Notify::new(),
-            room: Notify::new(),
+            drained: WaitList::new(),
+            room: WaitList::new(),
         }
     }
 
@@ -208,7 +208,7 @@ impl Ledger {
     /// Wakes a producer waiting for room, and flush and close waiters when
     /// `parity` has just drained.
     fn settle(&self, parity: usize) {
-        // SeqCst: pairs with the fence in `Notify::listen`: either a waiter
+        // SeqCst: pairs with the fence in `WaitList::listen`: either a waiter
         // registering now sees the counts just changed, or we see the waiter.
         fence(SeqCst);
         if self.room.has_waiters() && !bugs::active(Bug::SkipRoomNotify) {
@@ -302,8 +302,8 @@ impl Ledger {
     }
 
     /// Notified when room frees up under the bound: wait on it after
-    /// [`Refusal::Full`], following `Notify`'s protocol.
-    pub fn room(&self) -> &Notify {
+    /// [`Refusal::Full`], following `WaitList`'s protocol.
+    pub fn room(&self) -> &WaitList {
         &self.room
     }
 

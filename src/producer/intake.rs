@@ -10,7 +10,7 @@
 //! [`Intake`] is one hand-written future for both `produce` (which waits)
 //! and `try_produce` (which refuses with `QueueFull` instead). Written by
 //! hand rather than as an `async fn`, it is a fifth of the size and moves
-//! the record once, into its slot. Each wait follows `Notify`'s rule: try,
+//! the record once, into its slot. Each wait follows `WaitList`'s rule: try,
 //! register, try again, then sleep.
 //!
 //! Dropping it at any point leaves nothing behind: before step 2 the caller
@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::producer::shared::Shared;
 use crate::record::Record;
 use crate::report::DeliveryError;
-use crate::sync::wait_list::{Listener, Notify};
+use crate::sync::wait_list::{Listener, WaitList};
 use crate::worker::hand_over_for_worker;
 use crate::worker::route::worker_for;
 
@@ -199,7 +199,7 @@ impl<'a> Intake<'a> {
 
     /// Waits on `notify` (try, register, try again, sleep): `true` to try
     /// again now, `false` to return `Pending`.
-    fn wait_on(&mut self, notify: &'a Notify, cx: &mut Context<'_>) -> bool {
+    fn wait_on(&mut self, notify: &'a WaitList, cx: &mut Context<'_>) -> bool {
         match &mut self.listener {
             Some(listener) if listener.is_for(notify) => {
                 if Pin::new(listener).poll(cx).is_ready() {

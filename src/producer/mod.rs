@@ -26,7 +26,7 @@ use crate::report::Delivery;
 use crate::report::DeliveryError;
 use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::sync::block_on::{block_on, may_block};
-use crate::sync::wait_list::Notify;
+use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicBool, Mutex};
 
 use crate::worker::{take_stage, Worker, WorkerConfig};
@@ -69,7 +69,7 @@ struct Inner {
     threads: Mutex<Option<Threads>>,
     /// Set once the threads are joined and the handle destroyed.
     finished: AtomicBool,
-    finished_notify: Notify,
+    finished_notify: WaitList,
     drop_timeout: Duration,
 }
 
@@ -171,7 +171,7 @@ impl AioProducer {
                     transactional: None,
                 })),
                 finished: AtomicBool::new(false),
-                finished_notify: Notify::new(),
+                finished_notify: WaitList::new(),
                 drop_timeout: builder.drop_timeout,
             }),
         })

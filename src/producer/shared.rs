@@ -15,7 +15,7 @@ use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::reports::Reports;
 use crate::record::{Record, SizeLimits};
-use crate::sync::wait_list::Notify;
+use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
 use crate::worker::{Core, Mailbox};
@@ -33,7 +33,7 @@ pub struct Shared {
     /// The latest librdkafka statistics JSON, if `statistics.interval.ms`.
     pub(crate) librdkafka_stats: Mutex<Option<String>>,
     /// Notified when a worker has served a purge request.
-    pub(crate) purge_acks: Notify,
+    pub(crate) purge_acks: WaitList,
     /// Slots taken for records that were then refused (for pool stats).
     pub(crate) refused: CachePadded<AtomicU64>,
     /// Whether a producer that finds a worker asleep hands over on its
@@ -83,7 +83,7 @@ impl Shared {
             timer: Timer::new(),
             limits,
             librdkafka_stats: Mutex::new(None),
-            purge_acks: Notify::new(),
+            purge_acks: WaitList::new(),
             refused: CachePadded::new(AtomicU64::new(0)),
             producers_hand_over,
             purging: CachePadded::new(AtomicU64::new(0)),

@@ -1,6 +1,12 @@
 //! Wait lists for the slow paths: a producer waiting for ring or pool space,
 //! `flush` waiting for records to complete, `purge` waiting for workers.
 //!
+//! A [`WaitList`] is an event in the sense of the `event-listener` crate
+//! (listen, re-check, then wait; a notification reaches listeners
+//! registered before it), not tokio's `Notify`, which stores a permit for a
+//! later waiter: a notification with nobody listening is simply dropped
+//! here, so every waiter must re-check its condition after registering.
+//!
 //! The fast path never takes the lock: a notifier reads one counter and
 //! returns when nobody waits. Only a thread that must wait, or one that must
 //! wake a waiter, touches the mutex-protected list.
@@ -43,7 +49,7 @@ use crate::sync::{fence, AtomicUsize, Mutex};
 
 /// A list of tasks or threads waiting for one condition.
 #[derive(Debug)]
-pub struct Notify {
+pub struct WaitList {
     /// Listeners registered and not yet notified. Written only under the
     /// lock; read without it by notifiers to skip the lock when zero.
     waiting: AtomicUsize,
@@ -109,7 +115,7 @@ impl List {
     }
 }
 
-impl Notify {
+impl WaitList {
     /// An empty wait list.
     pub fn new() -> Self {
         // Room for a few waiters up front, so that waiting for space does
@@ -198,23 +204,23 @@ impl Notify {
     }
 }
 
-impl Default for Notify {
+impl Default for WaitList {
     fn default() -> Self {
         Self::new()
     }
 }
 
-/// One registration in a [`Notify`]; a future that resolves once notified.
+/// One registration in a [`WaitList`]; a future that resolves once notified.
 #[derive(Debug)]
 #[must_use = "a listener does nothing unless awaited"]
 pub struct Listener<'a> {
-    notify: &'a Notify,
+    notify: &'a WaitList,
     key: Option<usize>,
 }
 
 impl Listener<'_> {
     /// Whether this is a registration with `notify`.
-    pub(crate) fn is_for(&self, notify: &Notify) -> bool {
+    pub(crate) fn is_for(&self, notify: &WaitList) -> bool {
         std::ptr::eq(self.notify, notify)
     }
 }
@@ -275,7 +281,7 @@ mod tests {
 
     #[test]
     fn notify_one_wakes_in_registration_order() {
-        let notify = Notify::new();
+        let notify = WaitList::new();
         let mut first = notify.listen();
         let mut second = notify.listen();
         notify.notify_one();
@@ -286,7 +292,7 @@ mod tests {
 
     #[test]
     fn dropped_notified_listener_passes_notification_on() {
-        let notify = Notify::new();
+        let notify = WaitList::new();
         let first = notify.listen();
         let mut second = notify.listen();
         notify.notify_one();
@@ -297,7 +303,7 @@ mod tests {
 
     #[test]
     fn notify_all_wakes_everyone_and_notify_without_waiters_is_a_no_op() {
-        let notify = Notify::new();
+        let notify = WaitList::new();
         notify.notify_all();
         let mut a = notify.listen();
         let mut b = notify.listen();
@@ -309,7 +315,7 @@ mod tests {
 
     #[test]
     fn notify_many_wakes_at_most_n() {
-        let notify = Notify::new();
+        let notify = WaitList::new();
         let mut listeners: Vec<_> = (0..3).map(|_| notify.listen()).collect();
         notify.notify_many(2);
         let woken = listeners

@@ -134,7 +134,7 @@ impl<S> Mailbox<S> {
     }
 
     /// Notified when the worker makes room in the ring.
-    pub fn space(&self) -> &crate::sync::wait_list::Notify {
+    pub fn space(&self) -> &crate::sync::wait_list::WaitList {
         &self.ring.space
     }
 

@@ -5,7 +5,7 @@
 //! slot, so the ring moves eight bytes per record whatever its size.
 
 use crate::delivery::ticket::Ticket;
-use crate::sync::wait_list::Notify;
+use crate::sync::wait_list::WaitList;
 use crate::sync::ArrayQueue;
 
 /// One worker's bounded queue of tickets.
@@ -13,14 +13,14 @@ use crate::sync::ArrayQueue;
 pub(crate) struct Ring {
     queue: ArrayQueue<Ticket>,
     /// Notified when the worker makes room.
-    pub(crate) space: Notify,
+    pub(crate) space: WaitList,
 }
 
 impl Ring {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             queue: ArrayQueue::new(capacity),
-            space: Notify::new(),
+            space: WaitList::new(),
         }
     }
 
