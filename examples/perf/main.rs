@@ -225,29 +225,53 @@ fn main() {
     }
 }
 
+/// The run, in its steps: a cluster and topic, the client, the timed
+/// production, the report.
 fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
     let topic = options
         .topic
         .clone()
         .unwrap_or_else(|| format!("perf-{}", std::process::id()));
-    let _cluster;
-    let bootstrap = match &options.brokers {
+    let (bootstrap, _cluster) = target(&options, &topic)?;
+    let properties = client_properties(&options, &bootstrap);
+    let clients = Clients::start(&options, &properties, &topic)?;
+    let measured = produce(&options, &clients, &topic);
+    let batches = clients.ours.as_ref().map(|p| {
+        let stats = p.stats();
+        let calls: u64 = stats.workers.iter().map(|w| w.batches).sum();
+        let records: u64 = stats.workers.iter().map(|w| w.records).sum();
+        records as f64 / calls.max(1) as f64
+    });
+    if let Some(producer) = &clients.ours {
+        futures::executor::block_on(producer.close());
+    }
+    report(&options, &topic, &bootstrap, measured, batches);
+    Ok(())
+}
+
+/// The cluster to produce to, with the topic made: the one `--brokers`
+/// names, or an embedded one (returned, to live as long as the run).
+fn target(
+    options: &Options,
+    topic: &str,
+) -> Result<(String, Option<EmbeddedCluster>), Box<dyn std::error::Error>> {
+    match &options.brokers {
         Some(brokers) => {
-            create_topic(brokers, &topic, options.partitions)?;
-            brokers.clone()
+            create_topic(brokers, topic, options.partitions)?;
+            Ok((brokers.clone(), None))
         }
         None => {
             let cluster = EmbeddedCluster::new(1)?;
-            cluster.create_topic(&topic, options.partitions)?;
-            let servers = cluster.bootstrap_servers();
-            _cluster = cluster;
-            servers
+            cluster.create_topic(topic, options.partitions)?;
+            Ok((cluster.bootstrap_servers(), Some(cluster)))
         }
-    };
+    }
+}
 
-    // The same librdkafka properties for every client.
+/// The same librdkafka properties for every client.
+fn client_properties(options: &Options, bootstrap: &str) -> Vec<(String, String)> {
     let mut properties = vec![
-        ("bootstrap.servers".to_string(), bootstrap.clone()),
+        ("bootstrap.servers".to_string(), bootstrap.to_string()),
         ("acks".to_string(), "all".to_string()),
         ("enable.idempotence".to_string(), "true".to_string()),
     ];
@@ -255,37 +279,67 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         properties.push(("linger.ms".into(), linger.to_string()));
     }
     properties.extend(options.properties.iter().cloned());
-    let mut config = ClientConfig::new();
-    for (k, v) in &properties {
-        config.set(k, v);
-    }
+    properties
+}
 
-    let ours = match options.client {
-        Kind::Ours => Some(build_ours(&options, &properties)?),
-        _ => None,
-    };
-    let future: Option<FutureProducer> = match options.client {
-        Kind::Future => Some(config.create()?),
-        _ => None,
-    };
-    // Every client sends one record through its own connections first, so
-    // none is timed while it connects, fetches metadata or gets its
-    // producer id.
-    if let Some(producer) = &ours {
-        futures::executor::block_on(
-            producer.send(Record::new(Topic::new(&topic)).with_payload("warm-up")),
-        )?;
-    }
-    if let Some(producer) = &future {
-        let record = FutureRecord::<(), str>::to(&topic).payload("warm-up");
-        futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
-            .map_err(|(e, _)| e)?;
-    }
-    let base = match options.client {
-        Kind::Base => Some(clients::BaseClient::new(&config, &topic, options.messages)?),
-        _ => None,
-    };
+/// The client under test (one of the three), connected and warmed up.
+struct Clients {
+    ours: Option<AioProducer>,
+    future: Option<FutureProducer>,
+    base: Option<clients::BaseClient>,
+}
 
+impl Clients {
+    /// Makes the client `options` names. Every client sends one record
+    /// through its own connections first, so none is timed while it
+    /// connects, fetches metadata or gets its producer id.
+    fn start(
+        options: &Options,
+        properties: &[(String, String)],
+        topic: &str,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let mut config = ClientConfig::new();
+        for (k, v) in properties {
+            config.set(k, v);
+        }
+        let ours = match options.client {
+            Kind::Ours => Some(build_ours(options, properties)?),
+            _ => None,
+        };
+        let future: Option<FutureProducer> = match options.client {
+            Kind::Future => Some(config.create()?),
+            _ => None,
+        };
+        if let Some(producer) = &ours {
+            futures::executor::block_on(
+                producer.send(Record::new(Topic::new(topic)).with_payload("warm-up")),
+            )?;
+        }
+        if let Some(producer) = &future {
+            let record = FutureRecord::<(), str>::to(topic).payload("warm-up");
+            futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
+                .map_err(|(e, _)| e)?;
+        }
+        let base = match options.client {
+            Kind::Base => Some(clients::BaseClient::new(&config, topic, options.messages)?),
+            _ => None,
+        };
+        Ok(Self { ours, future, base })
+    }
+}
+
+/// What the timed part measured.
+struct Measured {
+    tallies: Vec<Tally>,
+    elapsed: Duration,
+    before: Usage,
+    after: Usage,
+}
+
+/// The timed part: `options.producers` threads each make their window,
+/// then all start together (the clock and the CPU count start once every
+/// window is made) and produce their share.
+fn produce(options: &Options, clients: &Clients, topic: &str) -> Measured {
     // One shared buffer, never freed: cloning it into a record costs nothing.
     let payload = Bytes::from_static(Box::leak(vec![b'x'; options.size].into_boxed_slice()));
     let progress = AtomicU64::new(0);
@@ -296,8 +350,6 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         _ => 65_536,
     });
     let per_thread = options.messages / options.producers as u64;
-    // Each producing thread makes its window, then all start together: the
-    // clock (and the CPU count) starts once every window is made.
     let (ready, go) = (
         Barrier::new(options.producers + 1),
         Barrier::new(options.producers + 1),
@@ -311,9 +363,9 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     per_thread
                 };
-                let (ours, future, base) = (&ours, &future, &base);
-                let (ready, go, started, topic, payload, progress) =
-                    (&ready, &go, &started, &topic, &payload, &progress);
+                let (ours, future, base) = (&clients.ours, &clients.future, &clients.base);
+                let (ready, go, started, payload, progress) =
+                    (&ready, &go, &started, &payload, &progress);
                 thread::Builder::new()
                     .name(format!("perf-producer-{k}"))
                     .spawn_scoped(s, move || {
@@ -345,21 +397,8 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
         ready.wait();
         let _ = started.set((Instant::now(), usage()));
         go.wait();
-        let start = started.get().expect("just set").0;
         if show_progress {
-            while !handles.iter().all(|h| h.is_finished()) {
-                let done = progress.load(Ordering::Relaxed).min(options.messages);
-                let pct = done * 100 / options.messages;
-                let rate = done as f64 / start.elapsed().as_secs_f64();
-                eprint!(
-                    "\r[{:<50}] {pct:3}% {:.2} M rec/s",
-                    "#".repeat(pct as usize / 2),
-                    rate / 1e6
-                );
-                let _ = std::io::stderr().flush();
-                thread::sleep(Duration::from_millis(250));
-            }
-            eprintln!();
+            show_progress_until_done(&handles, &progress, options.messages, started.get());
         }
         handles
             .into_iter()
@@ -367,18 +406,52 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             .collect()
     });
     let (start, before) = *started.get().expect("set before the run");
-    let elapsed = start.elapsed();
-    let after = usage();
-    let batches = ours.as_ref().map(|p| {
-        let stats = p.stats();
-        let calls: u64 = stats.workers.iter().map(|w| w.batches).sum();
-        let records: u64 = stats.workers.iter().map(|w| w.records).sum();
-        records as f64 / calls.max(1) as f64
-    });
-    if let Some(producer) = &ours {
-        futures::executor::block_on(producer.close());
+    Measured {
+        tallies,
+        elapsed: start.elapsed(),
+        before,
+        after: usage(),
     }
+}
 
+/// A progress bar on stderr until every producing thread is done.
+fn show_progress_until_done<T>(
+    handles: &[thread::ScopedJoinHandle<'_, T>],
+    progress: &AtomicU64,
+    messages: u64,
+    started: Option<&(Instant, Usage)>,
+) {
+    let start = started.expect("just set").0;
+    while !handles.iter().all(|h| h.is_finished()) {
+        let done = progress.load(Ordering::Relaxed).min(messages);
+        let pct = done * 100 / messages;
+        let rate = done as f64 / start.elapsed().as_secs_f64();
+        eprint!(
+            "\r[{:<50}] {pct:3}% {:.2} M rec/s",
+            "#".repeat(pct as usize / 2),
+            rate / 1e6
+        );
+        let _ = std::io::stderr().flush();
+        thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!();
+}
+
+/// Prints what was measured: one JSON line (`--json`, for
+/// `scripts/compare`) or a few lines for a person.
+fn report(
+    options: &Options,
+    topic: &str,
+    bootstrap: &str,
+    measured: Measured,
+    batches: Option<f64>,
+) {
+    let Measured {
+        tallies,
+        elapsed,
+        before,
+        after,
+    } = measured;
     let mut latencies: Vec<u64> = Vec::with_capacity(options.messages as usize);
     let mut failed = 0;
     let mut first_error = None;
@@ -437,7 +510,6 @@ fn run(options: Options) -> Result<(), Box<dyn std::error::Error>> {
             println!("first failure: {e}");
         }
     }
-    Ok(())
 }
 
 fn build_ours(
