@@ -82,6 +82,29 @@ impl fmt::Debug for Pool {
     }
 }
 
+/// The free stack's head word: a tag (high 32 bits) bumped by every push
+/// and pop, and `index + 1` of the top slot (low 32 bits; 0: empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StackHead(u64);
+
+impl StackHead {
+    /// The index of the top slot, if any.
+    fn top(self) -> Option<u32> {
+        (self.link() != 0).then(|| self.link() - 1)
+    }
+
+    /// The top as a `next` link: `index + 1`, or 0 for none.
+    fn link(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The next head: a new tag over `link` (`index + 1`, or 0).
+    fn retag(self, link: u32) -> Self {
+        let step = u64::from(!bugs::active(Bug::UntaggedStack));
+        Self((((self.0 >> 32).wrapping_add(step)) << 32) | u64::from(link))
+    }
+}
+
 /// Page number and offset of slot `index`.
 fn locate(index: usize) -> (usize, usize) {
     let scaled = index / FIRST_PAGE + 1;
@@ -188,31 +211,22 @@ impl Pool {
         self.push(index);
     }
 
-    /// The next value of `head`: a new tag over `top` (`index + 1`, or 0).
-    fn retag(head: u64, top: u32) -> u64 {
-        let step = u64::from(!bugs::active(Bug::UntaggedStack));
-        ((head >> 32).wrapping_add(step) << 32) | u64::from(top)
-    }
-
     /// Pops a free index.
     fn pop(&self) -> Option<u32> {
         // Acquire: see the slot (and its `next`) as its pusher left it.
-        let mut head = self.free.load(Acquire);
+        let mut head = StackHead(self.free.load(Acquire));
         loop {
-            let top = head as u32;
-            if top == 0 {
-                return None;
-            }
+            let top = head.top()?;
             // Relaxed: a stale `next` (the slot was taken meanwhile) is
             // harmless, the tag makes the CAS below fail.
-            let next = self.slot(top - 1).next.load(Relaxed);
+            let next = self.slot(top).next.load(Relaxed);
             // AcqRel: Acquire as above; Release keeps the tag chain ordered.
             match self
                 .free
-                .compare_exchange_weak(head, Self::retag(head, next), AcqRel, Acquire)
+                .compare_exchange_weak(head.0, head.retag(next).0, AcqRel, Acquire)
             {
-                Ok(_) => return Some(top - 1),
-                Err(actual) => head = actual,
+                Ok(_) => return Some(top),
+                Err(actual) => head = StackHead(actual),
             }
         }
     }
@@ -220,19 +234,17 @@ impl Pool {
     /// Pushes a free index.
     fn push(&self, index: u32) {
         let slot = self.slot(index);
-        let mut head = self.free.load(Relaxed);
+        let mut head = StackHead(self.free.load(Relaxed));
         loop {
             // Relaxed: published by the Release CAS below.
-            slot.next.store(head as u32, Relaxed);
+            slot.next.store(head.link(), Relaxed);
             // Release: the next popper sees the emptied slot and `next`.
-            match self.free.compare_exchange_weak(
-                head,
-                Self::retag(head, index + 1),
-                Release,
-                Relaxed,
-            ) {
+            match self
+                .free
+                .compare_exchange_weak(head.0, head.retag(index + 1).0, Release, Relaxed)
+            {
                 Ok(_) => return,
-                Err(actual) => head = actual,
+                Err(actual) => head = StackHead(actual),
             }
         }
     }

@@ -69,6 +69,64 @@ const PARITY: u64 = 1 << 4;
 const REGISTERED: u64 = 1 << 5;
 const GEN_SHIFT: u32 = 32;
 
+/// A slot's state word, unpacked by name: the generation in the high 32
+/// bits, the flags above in the low ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SlotState(u64);
+
+impl SlotState {
+    /// A free slot of `generation`.
+    fn free(generation: u32) -> Self {
+        Self(u64::from(generation) << GEN_SHIFT)
+    }
+
+    /// An occupied slot of `generation`: detached from the start for a
+    /// callback record, admitted under ledger `parity`.
+    fn occupied(generation: u32, detached: bool, parity: usize) -> Self {
+        let mut bits = Self::free(generation).0 | IN_USE;
+        if detached {
+            bits |= DETACHED;
+        }
+        if parity == 1 {
+            bits |= PARITY;
+        }
+        Self(bits)
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> GEN_SHIFT) as u32
+    }
+
+    fn is_in_use(self) -> bool {
+        self.0 & IN_USE != 0
+    }
+
+    fn is_claimed(self) -> bool {
+        self.0 & CLAIMED != 0
+    }
+
+    fn is_complete(self) -> bool {
+        self.0 & COMPLETE != 0
+    }
+
+    fn is_detached(self) -> bool {
+        self.0 & DETACHED != 0
+    }
+
+    fn is_registered(self) -> bool {
+        self.0 & REGISTERED != 0
+    }
+
+    fn parity(self) -> usize {
+        usize::from(self.0 & PARITY != 0)
+    }
+
+    /// The same state with `CLAIMED` set.
+    fn claimed(self) -> Self {
+        Self(self.0 | CLAIMED)
+    }
+}
+
 const HOLDS: &str = "an occupied slot holds a record";
 
 /// A callback run on the completing thread instead of waking a future.
@@ -178,7 +236,7 @@ impl fmt::Debug for Slot {
         let state = self.state.load(Relaxed);
         f.debug_struct("Slot")
             .field("generation", &(state >> GEN_SHIFT))
-            .field("flags", &format_args!("{:#07b}", state & 0x1f))
+            .field("flags", &format_args!("{:#08b}", state & 0x3f))
             .finish()
     }
 }
@@ -203,20 +261,17 @@ impl Slot {
     /// The caller owns the slot: it popped it from the pool's free list and
     /// has not yet published its index.
     pub unsafe fn occupy(&self, record: Record, callback: Option<Callback>, parity: usize) -> u32 {
-        let detached = if callback.is_some() { DETACHED } else { 0 };
+        let detached = callback.is_some();
         // SAFETY: the caller owns the free slot (function contract).
         self.record.with_mut(|r| unsafe { *r = Some(record) });
         // SAFETY: as above.
         self.callback.with_mut(|c| unsafe { *c = callback });
         // Relaxed: only the owner writes the state of a free slot.
-        let generation = self.state.load(Relaxed) >> GEN_SHIFT;
-        let parity = if parity == 1 { PARITY } else { 0 };
+        let generation = SlotState(self.state.load(Relaxed)).generation();
+        let state = SlotState::occupied(generation, detached, parity);
         // Release: publishes the record to the completer's claim (Acquire).
-        self.state.store(
-            (generation << GEN_SHIFT) | IN_USE | detached | parity,
-            Release,
-        );
-        generation as u32
+        self.state.store(state.0, Release);
+        generation
     }
 
     /// Takes the record back out of a slot whose index was never published
@@ -264,24 +319,21 @@ impl Slot {
         outcome: Outcome,
         claimed: impl FnOnce(),
     ) -> Option<Claim> {
-        let mut state = self.state.load(Acquire);
+        let mut state = SlotState(self.state.load(Acquire));
         loop {
-            if state >> GEN_SHIFT != u64::from(generation)
-                || state & IN_USE == 0
-                || state & CLAIMED != 0
-            {
+            if state.generation() != generation || !state.is_in_use() || state.is_claimed() {
                 return None;
             }
             // Acquire: see the record written before `occupy`'s Release store.
             match self
                 .state
-                .compare_exchange_weak(state, state | CLAIMED, Acquire, Acquire)
+                .compare_exchange_weak(state.0, state.claimed().0, Acquire, Acquire)
             {
                 Ok(_) => break,
-                Err(actual) => state = actual,
+                Err(actual) => state = SlotState(actual),
             }
         }
-        let parity = usize::from(state & PARITY != 0);
+        let parity = state.parity();
         claimed();
 
         // SAFETY: the claim makes this thread the only one touching the
@@ -312,12 +364,13 @@ impl Slot {
         self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
         // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
         // concurrent DETACHED before our release of the slot.
-        let previous = self
-            .state
-            .fetch_or(COMPLETE, bugs::ordering(Bug::RelaxedComplete, AcqRel));
-        let next = if previous & DETACHED != 0 {
+        let previous = SlotState(
+            self.state
+                .fetch_or(COMPLETE, bugs::ordering(Bug::RelaxedComplete, AcqRel)),
+        );
+        let next = if previous.is_detached() {
             Next::Release
-        } else if previous & REGISTERED != 0 {
+        } else if previous.is_registered() {
             Next::Wake
         } else {
             Next::Nothing
@@ -342,20 +395,20 @@ impl Slot {
         cx: &mut Context<'_>,
     ) -> Poll<Result<Delivery, DeliveryError>> {
         // Acquire: pairs with the completer's Release of COMPLETE.
-        let state = self.state.load(Acquire);
-        if state & COMPLETE == 0 {
+        let state = SlotState(self.state.load(Acquire));
+        if !state.is_complete() {
             self.waker.register(cx.waker());
             // Announce the waker and learn, in the same RMW, whether the
             // outcome came first (module docs). Once announced, a plain load
             // re-checks (the completer wakes whatever is registered).
-            let state = if state & REGISTERED == 0 {
+            let state = SlotState(if !state.is_registered() {
                 // AcqRel: Release publishes the registration to the
                 // completer; Acquire sees its outcome if it came first.
                 self.state.fetch_or(REGISTERED, AcqRel)
             } else {
                 self.state.load(Acquire)
-            };
-            if bugs::active(Bug::SkipPollRecheck) || state & COMPLETE == 0 {
+            });
+            if bugs::active(Bug::SkipPollRecheck) || !state.is_complete() {
                 return Poll::Pending;
             }
         }
@@ -390,7 +443,7 @@ impl Slot {
     pub fn detach(&self) -> bool {
         // AcqRel: Acquire sees the outcome if complete (we drop it on
         // release); Release hands our side over to the completer otherwise.
-        self.state.fetch_or(DETACHED, AcqRel) & COMPLETE != 0
+        SlotState(self.state.fetch_or(DETACHED, AcqRel)).is_complete()
     }
 
     /// The ledger parity the slot's record was admitted under.
@@ -401,19 +454,19 @@ impl Slot {
     pub unsafe fn parity(&self) -> usize {
         // Relaxed: the parity bit was written by `occupy`, which the ticket's
         // journey through the ring already ordered before us.
-        usize::from(self.state.load(Relaxed) & PARITY != 0)
+        SlotState(self.state.load(Relaxed)).parity()
     }
 
     /// Whether the slot is out of the pool.
     pub fn in_use(&self) -> bool {
-        self.state.load(Relaxed) & IN_USE != 0
+        SlotState(self.state.load(Relaxed)).is_in_use()
     }
 
     /// Whether the slot holds a record nobody has completed yet: used after
     /// librdkafka is destroyed, to fail what it never reported.
     pub fn pending_generation(&self) -> Option<u32> {
-        let state = self.state.load(Acquire);
-        (state & IN_USE != 0 && state & CLAIMED == 0).then_some((state >> GEN_SHIFT) as u32)
+        let state = SlotState(self.state.load(Acquire));
+        (state.is_in_use() && !state.is_claimed()).then_some(state.generation())
     }
 
     /// Empties the slot and advances its generation, making it free.
@@ -429,14 +482,14 @@ impl Slot {
         self.outcome.with_mut(|o| unsafe { *o = None });
         // SAFETY: as above.
         self.callback.with_mut(|c| unsafe { *c = None });
-        let state = self.state.load(Relaxed);
-        if state & REGISTERED != 0 {
+        let state = SlotState(self.state.load(Relaxed));
+        if state.is_registered() {
             // Do not keep the last task alive until the slot's next use.
             drop(self.waker.take());
         }
-        let step = u64::from(!bugs::active(Bug::ReuseGeneration));
-        let generation = (state >> GEN_SHIFT).wrapping_add(step) & 0xffff_ffff;
+        let step = u32::from(!bugs::active(Bug::ReuseGeneration));
+        let next = SlotState::free(state.generation().wrapping_add(step));
         // Release: the next owner (via the free list) sees the emptied cells.
-        self.state.store(generation << GEN_SHIFT, Release);
+        self.state.store(next.0, Release);
     }
 }
