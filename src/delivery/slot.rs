@@ -211,8 +211,7 @@ pub struct Claim {
 /// Aligned to 128 bytes (two cache lines, the unit the x86-64 spatial
 /// prefetcher moves; crossbeam's `CachePadded` uses the same): the thread
 /// completing one slot and a caller reusing its neighbour never share a
-/// line. Measured with the perf tool (futures reaped as they complete, three
-/// runs each on a noisy machine): about 5% less CPU per record.
+/// line (`docs/ARCHITECTURE.md`, Allocation, has what it saved).
 #[repr(align(128))]
 pub struct Slot {
     state: AtomicU64,
@@ -472,7 +471,7 @@ impl Slot {
     /// Empties the slot and advances its generation, making it free.
     ///
     /// # Safety
-    /// The caller owns the slot: it took the outcome in `poll_outcome`, or it
+    /// The caller owns the slot: it took the outcome in `poll_result`, or it
     /// was told [`Next::Release`], or `detach` returned `true`, or it owns an
     /// unpublished slot.
     pub unsafe fn reset(&self) {
