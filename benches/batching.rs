@@ -31,7 +31,7 @@ fn batching(c: &mut Criterion) {
                             batches.push(key, ticket);
                             true
                         });
-                        batches.hand_over(|_, tickets| {
+                        batches.take_each(|_, tickets| {
                             handed += tickets.len();
                             tickets.len()
                         });

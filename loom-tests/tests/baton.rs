@@ -1,5 +1,5 @@
 //! Model 9: producers handing over on a sleeping worker's behalf. Two
-//! producers push a ticket each with `Mailbox::push_or_hand_over`; finding
+//! producers push a ticket each with `Mailbox::push_or_run_round`; finding
 //! the worker asleep, a producer takes the worker's baton and drains the
 //! ring itself, or, the baton being held, wakes the worker. The worker
 //! drains under the baton too, then parks.
@@ -80,7 +80,7 @@ fn run(leave: bool) {
             let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
             thread::spawn(move || {
                 mailbox
-                    .push_or_hand_over(
+                    .push_or_run_round(
                         Ticket::new(i, 0),
                         || {},
                         |_| {

@@ -28,7 +28,7 @@ fn model() {
         if mailbox.take_force() {
             handed_over += held;
             held = 0;
-            mailbox.handed_over(1, 1, false);
+            mailbox.count_hand_over(1, 1, false);
         } else {
             mailbox.park();
         }

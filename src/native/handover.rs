@@ -60,11 +60,11 @@ const MAX_RUN: usize = 1024;
 
 /// A worker's reusable hand-over buffer.
 #[derive(Debug)]
-pub(crate) struct Handover {
+pub(crate) struct BatchCall {
     messages: Vec<rd::rd_kafka_message_t>,
 }
 
-impl Default for Handover {
+impl Default for BatchCall {
     fn default() -> Self {
         Self {
             messages: Vec::with_capacity(MAX_RUN),
@@ -74,7 +74,7 @@ impl Default for Handover {
 
 // SAFETY: the buffer only holds pointers between the calls of one hand-over,
 // on one thread; it is empty whenever the worker could be moved.
-unsafe impl Send for Handover {}
+unsafe impl Send for BatchCall {}
 
 /// What one batch's hand-over came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,11 +87,11 @@ pub(crate) struct Handed {
     pub(crate) done: usize,
 }
 
-impl Handover {
+impl BatchCall {
     /// Hands `tickets` (one topic and partition, in order) to librdkafka:
     /// runs of plain records in one batch call each, any other record alone
     /// after the run before it.
-    pub(crate) fn hand_over<R: Reports>(
+    pub(crate) fn send<R: Reports>(
         &mut self,
         shared: &R,
         rk: *mut rd::rd_kafka_t,

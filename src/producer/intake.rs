@@ -30,7 +30,7 @@ use crate::producer::shared::Shared;
 use crate::record::Record;
 use crate::report::DeliveryError;
 use crate::sync::wait_list::{Listener, WaitList};
-use crate::worker::hand_over_for_worker;
+use crate::worker::producer_round;
 use crate::worker::route::worker_for;
 
 /// A record admitted and in its slot, not yet in a ring. Dropping it takes
@@ -55,7 +55,7 @@ impl Staged<'_> {
         }
         let ticket = self.ticket;
         let mut staged = Some(self);
-        let pushed = mailbox.push_or_hand_over(
+        let pushed = mailbox.push_or_run_round(
             ticket,
             // The ticket is out of our hands from here: a round may hand it
             // to librdkafka, so nothing may take the record back.
@@ -64,7 +64,7 @@ impl Staged<'_> {
                     staged.disarm();
                 }
             },
-            |stage| hand_over_for_worker(stage, shared, mailbox),
+            |stage| producer_round(stage, shared, mailbox),
         );
         match pushed {
             Ok(()) => Ok(ticket),

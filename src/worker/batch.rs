@@ -99,7 +99,7 @@ impl Batches {
     /// many tickets from the front of the batch it took; when that is not
     /// all of them, it is not called again, and the tickets it left and
     /// every later batch's stay held, in order, for the next hand-over.
-    pub fn hand_over(&mut self, mut f: impl FnMut(BatchKey, &[Ticket]) -> usize) {
+    pub fn take_each(&mut self, mut f: impl FnMut(BatchKey, &[Ticket]) -> usize) {
         // Each batch's end offset in `sorted`, in the order batches started.
         let mut end = 0;
         for &batch in &self.used {
@@ -202,7 +202,7 @@ mod tests {
         }
         assert_eq!(batches.held(), 5);
         let mut seen = Vec::new();
-        batches.hand_over(|k, tickets| {
+        batches.take_each(|k, tickets| {
             seen.push((k, tickets.to_vec()));
             tickets.len()
         });
@@ -220,7 +220,7 @@ mod tests {
             batches.push(key(i % 2, -1), t(i));
         }
         let mut seen = Vec::new();
-        batches.hand_over(|k, tickets| {
+        batches.take_each(|k, tickets| {
             seen.push((k.topic, tickets.to_vec()));
             tickets.len()
         });
@@ -242,7 +242,7 @@ mod tests {
         }
         // Batch 0 goes whole; batch 1 stops after its first ticket.
         let mut calls = 0;
-        batches.hand_over(|k, tickets| {
+        batches.take_each(|k, tickets| {
             calls += 1;
             match k.partition {
                 0 => tickets.len(),
@@ -255,7 +255,7 @@ mod tests {
         batches.push(key(0, 1), t(8));
         batches.push(key(0, 0), t(9));
         let mut seen = Vec::new();
-        batches.hand_over(|k, tickets| {
+        batches.take_each(|k, tickets| {
             seen.push((k.partition, tickets.to_vec()));
             tickets.len()
         });
@@ -280,7 +280,7 @@ mod tests {
         batches.take_all(|t| taken.push(t.index()));
         assert_eq!(taken, vec![0, 1, 2]);
         let mut any = false;
-        batches.hand_over(|_, tickets| {
+        batches.take_each(|_, tickets| {
             any = true;
             tickets.len()
         });

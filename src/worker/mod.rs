@@ -23,7 +23,7 @@
 //! mailbox. The worker holds the baton for each round. By default (no
 //! `batch_size`), a producer that pushed a ticket and finds the worker
 //! asleep takes the baton itself, if it is free, and runs a round on the
-//! worker's behalf ([`hand_over_for_worker`]): no wake-up, no thread hop,
+//! worker's behalf ([`producer_round`]): no wake-up, no thread hop,
 //! the record reaches librdkafka on the producer's thread, as with a plain
 //! librdkafka loop. Such a round never waits: it uses only topic handles
 //! the worker already made, hands over without `RD_KAFKA_MSG_F_BLOCK`, and
@@ -32,7 +32,7 @@
 //! wakes. Pushes that find the worker asleep at a high rate wake it too
 //! (`BUSY_GAP_NANOS`): then batches form, and one batch call per batch
 //! costs less than one call per record. One baton, one ring: records still reach librdkafka in ring
-//! order, whoever hands them over. (See `Mailbox::push_or_hand_over` for
+//! order, whoever hands them over. (See `Mailbox::push_or_run_round` for
 //! why no ticket is left behind, and `loom-tests/tests/baton.rs`.)
 
 pub(crate) mod batch;
@@ -50,7 +50,7 @@ use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::NativeProducer;
-use crate::native::handover::{Handover, UNASSIGNED};
+use crate::native::handover::{BatchCall, UNASSIGNED};
 use crate::native::limits::TopicLimits;
 use crate::native::reports::Reports;
 use crate::native::topic::{TopicCache, TopicInfo};
@@ -139,7 +139,7 @@ pub struct Stage {
     native: Arc<NativeProducer>,
     batches: Batches,
     topics: TopicCache,
-    handover: Handover,
+    batch_call: BatchCall,
     /// A ticket a producer's round popped but could not place (its topic
     /// had no handle yet, or records waiting for its limit): the worker
     /// places it before anything else in the ring, which came after it.
@@ -284,18 +284,18 @@ impl Stage {
             native,
             batches,
             topics,
-            handover,
+            batch_call,
             ..
         } = self;
         let (mut records, mut calls) = (0, 0);
-        batches.hand_over(|key, tickets| {
+        batches.take_each(|key, tickets| {
             let topic = topics.handle(key.topic);
-            let handed = handover.hand_over(shared, native.ptr(), topic, key.partition, tickets);
+            let handed = batch_call.send(shared, native.ptr(), topic, key.partition, tickets);
             records += handed.done as u64;
             calls += handed.calls;
             handed.done
         });
-        mailbox.handed_over(records, calls, by_producer);
+        mailbox.count_hand_over(records, calls, by_producer);
         // Nothing refers to a topic index or a batch key while nothing is
         // held: the time to bound both tables.
         let nothing_held = batches.held() == 0 && self.waiting.is_empty();
@@ -321,7 +321,7 @@ fn check_limit(record: &Record, topic: TopicInfo) -> Result<(), Error> {
 /// A producer's round on the worker's behalf, run under the baton when it
 /// found the worker asleep (module docs): drains the ring and hands it over
 /// without waiting. Returns `true` when it left work for the worker.
-pub(crate) fn hand_over_for_worker(
+pub(crate) fn producer_round(
     stage: &mut Option<Stage>,
     shared: &impl Core,
     mailbox: &Mailbox,
@@ -396,7 +396,7 @@ impl<C: Core + 'static> Worker<C> {
             native,
             batches: Batches::with_capacity(max_held),
             topics: TopicCache::new(config.topic_limits.clone()),
-            handover: Handover::default(),
+            batch_call: BatchCall::default(),
             unplaced: None,
             waiting: VecDeque::new(),
             waiting_topics: Vec::new(),

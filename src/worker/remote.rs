@@ -107,7 +107,7 @@ impl<S> Mailbox<S> {
     /// its push and so drains the ring with the ticket in it (or someone
     /// drained it first), or the baton is held and the pusher wakes the
     /// worker, which takes the baton once it is free and drains.
-    pub fn push_or_hand_over(
+    pub fn push_or_run_round(
         &self,
         ticket: Ticket,
         pushed: impl FnOnce(),
@@ -238,7 +238,7 @@ impl<S> Mailbox<S> {
     /// Records a hand-over of `records` records in `calls` librdkafka calls
     /// (by a producer on the worker's behalf if `by_producer`), and clears
     /// the buffer timeout.
-    pub fn handed_over(&self, records: u64, calls: u64, by_producer: bool) {
+    pub fn count_hand_over(&self, records: u64, calls: u64, by_producer: bool) {
         // Relaxed: statistics, written by the baton's holder only.
         let add = |counter: &AtomicU64, n| counter.store(counter.load(Relaxed) + n, Relaxed);
         add(&self.records, records);
