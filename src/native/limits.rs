@@ -122,15 +122,16 @@ impl TopicLimits {
 
     /// What is known of `topic`'s limit.
     pub(crate) fn get(&self, topic: &Topic) -> Limit {
-        // Relaxed: set once, before a version bump that workers look at.
-        if self.never.load(Relaxed) {
-            return Limit::Unknown;
+        self.known().get(topic)
+    }
+
+    /// The known limits, locked once for several look-ups.
+    pub(crate) fn known(&self) -> Known<'_> {
+        Known {
+            // Relaxed: set once, before a version bump that workers look at.
+            never: self.never.load(Relaxed),
+            map: self.known.lock(),
         }
-        self.known
-            .lock()
-            .get(topic)
-            .copied()
-            .unwrap_or(Limit::Pending)
     }
 
     /// Asks the thread to exit.
@@ -142,6 +143,22 @@ impl TopicLimits {
         change(&mut self.known.lock());
         // Relaxed: see `version`.
         self.version.fetch_add(1, Relaxed);
+    }
+}
+
+/// The known limits, under their lock ([`TopicLimits::known`]).
+pub(crate) struct Known<'a> {
+    never: bool,
+    map: parking_lot::MutexGuard<'a, HashMap<Topic, Limit>>,
+}
+
+impl Known<'_> {
+    /// What is known of `topic`'s limit.
+    pub(crate) fn get(&self, topic: &Topic) -> Limit {
+        if self.never {
+            return Limit::Unknown;
+        }
+        self.map.get(topic).copied().unwrap_or(Limit::Pending)
     }
 }
 
@@ -252,12 +269,11 @@ impl Lookups {
                         tracked.due = tracked.due.max(retry);
                     }
                     // Records held for a first read go on, unchecked.
-                    let pending: Vec<Topic> = self
-                        .topics
-                        .keys()
-                        .filter(|topic| limits.get(topic) == Limit::Pending)
-                        .cloned()
-                        .collect();
+                    let pending: Vec<Topic> = {
+                        let known = limits.known();
+                        let pending = |topic: &&Topic| known.get(topic) == Limit::Pending;
+                        self.topics.keys().filter(pending).cloned().collect()
+                    };
                     if !pending.is_empty() {
                         limits.publish(|known| {
                             known.extend(pending.into_iter().map(|t| (t, Limit::Unknown)));

@@ -180,8 +180,9 @@ impl TopicCache {
             return;
         }
         self.seen = version;
+        let known = limits.known();
         for entry in &mut self.entries {
-            entry.limit = match limits.get(&entry.topic) {
+            entry.limit = match known.get(&entry.topic) {
                 // A pending read we stopped waiting for stays unchecked.
                 Limit::Pending if entry.limit == Limit::Unknown => Limit::Unknown,
                 limit => limit,

@@ -431,32 +431,13 @@ impl Inner {
     /// once every worker has acknowledged, so whatever a hand-over gave it
     /// before then is purged too (see [`Shared::begin_purge`]).
     async fn purge_everywhere(&self) {
-        let requests: Vec<u64> = self
-            .shared
-            .workers
-            .iter()
-            .map(|w| w.request_purge())
-            .collect();
-        self.purge_served(&requests).await;
+        let requests = self.shared.request_purges();
+        self.shared
+            .purges_served(&requests, || self.finished.load(Acquire))
+            .await;
         if let Some(native) = self.native() {
             native.purge();
         }
-    }
-
-    /// Resolves once every worker served its purge request (or has exited).
-    async fn purge_served(&self, requests: &[u64]) {
-        let shared = &self.shared;
-        shared
-            .purge_acks
-            .wait_for(|| {
-                let served = shared
-                    .workers
-                    .iter()
-                    .zip(requests)
-                    .all(|(w, &r)| w.purged(r));
-                (served || self.finished.load(Acquire)).then_some(())
-            })
-            .await;
     }
 
     /// Shuts down (for `close`) unless another caller took the threads,
@@ -561,15 +542,8 @@ fn shut_down_after_drop(shared: Arc<Shared>, threads: Threads, timeout: Duration
         // bounded. Whatever librdkafka has not reported when its handle is
         // destroyed is failed after.
         const PURGE_WAIT: Duration = Duration::from_secs(1);
-        let requests: Vec<u64> = shared.workers.iter().map(|w| w.request_purge()).collect();
-        let served = || {
-            shared
-                .workers
-                .iter()
-                .zip(&requests)
-                .all(|(w, &r)| w.purged(r))
-        };
-        let answered = shared.purge_acks.wait_for(|| served().then_some(()));
+        let requests = shared.request_purges();
+        let answered = shared.purges_served(&requests, || false);
         if block_on(answered, Some(Instant::now() + PURGE_WAIT)).is_none() {
             log::warn!("a worker did not answer the purge within {PURGE_WAIT:?}");
         }

@@ -46,7 +46,7 @@ pub struct Shared {
     /// The fatal error librdkafka raised, once it did.
     fatal: OnceLock<Error>,
     /// The flush target of the latest purge still running, or 0 (see
-    /// [`Shared::purged_at_hand_over`]).
+    /// `Core::purged_at_hand_over` below).
     purging: CachePadded<AtomicU64>,
 }
 
@@ -92,32 +92,16 @@ impl Shared {
         }
     }
 
-    /// Fails the record of `ticket` before librdkafka saw it (refused at
-    /// hand-over), counting it as lost to the current transaction unless it
-    /// was purged.
-    ///
-    /// # Safety
-    /// As for [`Shared::complete`].
-    pub(crate) unsafe fn fail_before_librdkafka(&self, ticket: Ticket, error: Error) {
-        if error != Error::Purged {
-            // Relaxed: read after a flush, which every report happens
-            // before (the ledger's Release/Acquire).
-            self.lost_before_librdkafka.fetch_add(1, Relaxed);
-        }
-        // SAFETY: forwarded contract.
-        unsafe { self.complete(ticket, Outcome::failed(error)) };
-    }
-
     /// Records failed before librdkafka saw them since the last
     /// [`Shared::forget_lost`].
     pub(crate) fn lost_before_librdkafka(&self) -> u64 {
-        // Relaxed: see `fail_before_librdkafka`.
+        // Relaxed: see `Reports::refuse` below.
         self.lost_before_librdkafka.load(Relaxed)
     }
 
     /// A transaction begins or ends: its lost records no longer count.
     pub(crate) fn forget_lost(&self) {
-        // Relaxed: see `fail_before_librdkafka`.
+        // Relaxed: see `Reports::refuse` below.
         self.lost_before_librdkafka.store(0, Relaxed);
     }
 
@@ -161,16 +145,21 @@ impl Shared {
         let _ = self.purging.compare_exchange(target, 0, Relaxed, Relaxed);
     }
 
-    /// Whether a hand-over must fail the record of `ticket` as purged (see
-    /// [`Shared::begin_purge`]).
-    ///
-    /// # Safety
-    /// The caller holds the ticket, popped and not yet handed over.
-    pub(crate) unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
-        // Relaxed: see `begin_purge`.
-        let target = self.purging.load(Relaxed);
-        // SAFETY: forwarded contract.
-        target != 0 && unsafe { self.pool.slot(ticket.index()).parity() } == (target & 1) as usize
+    /// Asks every worker to fail what it holds; returns the requests to
+    /// wait for with [`Shared::purges_served`].
+    pub(crate) fn request_purges(&self) -> Vec<u64> {
+        self.workers.iter().map(|w| w.request_purge()).collect()
+    }
+
+    /// Resolves once every worker served its request of `requests`, or
+    /// once `done_anyway()` (the workers have exited).
+    pub(crate) async fn purges_served(&self, requests: &[u64], done_anyway: impl Fn() -> bool) {
+        self.purge_acks
+            .wait_for(|| {
+                let served = self.workers.iter().zip(requests).all(|(w, &r)| w.purged(r));
+                (served || done_anyway()).then_some(())
+            })
+            .await;
     }
 
     /// The slot pool.
@@ -242,9 +231,16 @@ impl Reports for Shared {
         unsafe { Shared::complete(self, ticket, outcome) }
     }
 
+    /// Counts the record as lost to the current transaction unless it was
+    /// purged, then fails it.
     unsafe fn refuse(&self, ticket: Ticket, error: Error) {
+        if error != Error::Purged {
+            // Relaxed: read after a flush, which every report happens
+            // before (the ledger's Release/Acquire).
+            self.lost_before_librdkafka.fetch_add(1, Relaxed);
+        }
         // SAFETY: forwarded contract.
-        unsafe { self.fail_before_librdkafka(ticket, error) }
+        unsafe { Shared::complete(self, ticket, Outcome::failed(error)) };
     }
 
     unsafe fn record(&self, ticket: Ticket) -> &Record {
@@ -278,9 +274,12 @@ impl Core for Shared {
         &self.timer
     }
 
+    /// See [`Shared::begin_purge`].
     unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
+        // Relaxed: see `begin_purge`.
+        let target = self.purging.load(Relaxed);
         // SAFETY: forwarded contract.
-        unsafe { Shared::purged_at_hand_over(self, ticket) }
+        target != 0 && unsafe { self.pool.slot(ticket.index()).parity() } == (target & 1) as usize
     }
 
     fn purge_served(&self) {
