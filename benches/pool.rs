@@ -6,7 +6,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use aioproducer::__internals::Pool;
+use aioproducer::__internals::{Parity, Pool};
 use aioproducer::Record;
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -50,7 +50,7 @@ impl Contexts for Ours {
         let slot = self.0.slot(index);
         // SAFETY: acquired and never published; released below.
         unsafe {
-            slot.occupy(record(), None, 0);
+            slot.occupy(record(), None, Parity::from_odd(false));
             drop(slot.unoccupy());
             self.0.release(index);
         }

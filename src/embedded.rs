@@ -23,8 +23,8 @@ use crate::record::validate_topic;
 /// let producer = AioProducer::builder()
 ///     .bootstrap_servers(cluster.bootstrap_servers())
 ///     .build()?;
-/// let delivery = futures::executor::block_on(producer.send(Record::new("events").with_payload("hi")))
-///     .expect("delivered");
+/// let record = Record::new("events").with_payload("hi");
+/// let delivery = futures::executor::block_on(producer.send(record)).expect("delivered");
 /// assert_eq!(delivery.offset, 0);
 /// # Ok::<(), aioproducer::Error>(())
 /// ```

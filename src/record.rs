@@ -361,6 +361,7 @@ pub struct SizeLimits {
 
 impl SizeLimits {
     /// No limits (for tests and models that do not reach librdkafka).
+    #[cfg(any(test, aioproducer_loom))]
     pub const NONE: Self = Self {
         message_max: usize::MAX,
         queue_max: usize::MAX,

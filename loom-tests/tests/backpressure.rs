@@ -18,21 +18,21 @@ use loom::thread;
 use loom_tests::*;
 
 fn model() {
-    let mailbox = Arc::new(Mailbox::new(1));
+    let remote = Arc::new(Remote::new(1));
     let producer = {
-        let mailbox = Arc::clone(&mailbox);
+        let remote = Arc::clone(&remote);
         thread::spawn(move || {
-            mailbox.push(Ticket::new(0, 0)).expect("room for the first");
+            remote.push(Ticket::new(0, 0)).expect("room for the first");
             let second = Ticket::new(1, 0);
-            loom::future::block_on(mailbox.space().wait_for(|| mailbox.push(second).ok()));
+            loom::future::block_on(remote.space().wait_for(|| remote.push(second).ok()));
         })
     };
-    mailbox.register_worker();
+    remote.register_worker();
     let mut seen = 0;
     while seen < 2 {
-        seen += mailbox.drain(1, |_| true);
+        seen += remote.drain(1, |_| true);
         if seen < 2 {
-            mailbox.park();
+            remote.park();
         }
     }
     producer.join().unwrap();

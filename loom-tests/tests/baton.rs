@@ -1,17 +1,17 @@
 //! Model 9: producers handing over on a sleeping worker's behalf. Two
-//! producers push a ticket each with `Mailbox::push_or_run_round`; finding
+//! producers push a ticket each with `Remote::push_or_run_round`; finding
 //! the worker asleep, a producer takes the worker's baton and drains the
 //! ring itself, or, the baton being held, wakes the worker. The worker
 //! drains under the baton too, then parks.
 //!
-//! Checked: the baton gives the stage to one thread at a time (every round
+//! Checked: the baton gives the core to one thread at a time (every round
 //! counts into a cell loom tracks, so two overlapping rounds are reported),
 //! and no ticket is left in the ring with the worker asleep (the worker
 //! only finishes once both are counted; a ticket left behind leaves it
 //! parked forever, which loom reports as a deadlock).
 //!
 //! `leaving_model`: the producers' rounds hand nothing over and leave what
-//! they drained in the stage for the worker, as a round does with a record
+//! they drained in the core for the worker, as a round does with a record
 //! it cannot hand over without waiting; the ring is then empty, so only
 //! the wake-up after the round keeps the worker from sleeping past it.
 #![cfg(aioproducer_loom)]
@@ -24,7 +24,7 @@ use loom_tests::*;
 const TICKETS: usize = 2;
 
 /// What the rounds have done: tickets counted (handed over) and tickets
-/// left in the stage for the worker. Only baton holders touch it.
+/// left in the core for the worker. Only baton holders touch it.
 #[derive(Default)]
 struct Work {
     counted: usize,
@@ -33,8 +33,8 @@ struct Work {
 
 /// Drains the ring, then counts what it drained (`leave`: leaves it for the
 /// worker instead) and returns the count so far; the caller holds the baton.
-fn round(mailbox: &Mailbox, work: &UnsafeCell<Work>, leave: bool) -> usize {
-    let drained = mailbox.drain(TICKETS, |_| true);
+fn round(remote: &Remote, work: &UnsafeCell<Work>, leave: bool) -> usize {
+    let drained = remote.drain(TICKETS, |_| true);
     work.with_mut(|work| {
         // SAFETY: only baton holders touch the cell; loom checks it.
         let work = unsafe { &mut *work };
@@ -47,7 +47,7 @@ fn round(mailbox: &Mailbox, work: &UnsafeCell<Work>, leave: bool) -> usize {
     })
 }
 
-/// Whether a producer's round left work in the stage.
+/// Whether a producer's round left work in the core.
 fn left(work: &UnsafeCell<Work>) -> bool {
     // SAFETY: as in `round`.
     work.with(|work| unsafe { (*work).left > 0 })
@@ -56,30 +56,27 @@ fn left(work: &UnsafeCell<Work>) -> bool {
 /// Two producers and a worker; `leave`: the producers' rounds leave what
 /// they drain to the worker.
 fn run(leave: bool) {
-    let mailbox = Arc::new(Mailbox::new(TICKETS));
+    let remote = Arc::new(Remote::new(TICKETS));
     let work = Arc::new(UnsafeCell::new(Work::default()));
     let worker = {
-        let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
+        let (remote, work) = (Arc::clone(&remote), Arc::clone(&work));
         thread::spawn(move || {
-            mailbox.register_worker();
+            remote.register_worker();
             loop {
-                mailbox.take_force();
-                let seen = mailbox
-                    .baton()
-                    .take()
-                    .with(|_| round(&mailbox, &work, false));
+                remote.take_force();
+                let seen = remote.baton().take().with(|_| round(&remote, &work, false));
                 if seen == TICKETS {
                     return;
                 }
-                mailbox.park();
+                remote.park();
             }
         })
     };
     let producers: Vec<_> = (0..TICKETS as u32)
         .map(|i| {
-            let (mailbox, work) = (Arc::clone(&mailbox), Arc::clone(&work));
+            let (remote, work) = (Arc::clone(&remote), Arc::clone(&work));
             thread::spawn(move || {
-                mailbox
+                remote
                     .push_or_run_round(
                         Ticket::new(i, 0),
                         || {},
@@ -87,7 +84,7 @@ fn run(leave: bool) {
                             // Once everything is counted, the worker is woken
                             // so that it can finish (a harness need: the real
                             // worker just sleeps on).
-                            round(&mailbox, &work, leave) == TICKETS || left(&work)
+                            round(&remote, &work, leave) == TICKETS || left(&work)
                         },
                     )
                     .expect("room");

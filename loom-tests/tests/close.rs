@@ -23,7 +23,7 @@ fn model() {
     };
     ledger.close();
     loop {
-        let queued: Vec<usize> = queue.lock().unwrap().drain(..).collect();
+        let queued: Vec<Parity> = queue.lock().unwrap().drain(..).collect();
         for parity in queued {
             ledger.complete(parity, true);
         }

@@ -37,7 +37,7 @@ fn model() {
                 let index = pool.acquire();
                 let slot = pool.slot(index);
                 // SAFETY: acquired and not published.
-                let generation = unsafe { slot.occupy(record(tag), None, 0) };
+                let generation = unsafe { slot.occupy(record(tag), None, Parity::from_odd(false)) };
                 // SAFETY: still ours; nobody else may touch the record.
                 let mine = unsafe {
                     slot.with_record(|r| r.payload().unwrap().as_ref() == tag.as_bytes())

@@ -13,29 +13,29 @@ use loom_tests::*;
 const LATE: u64 = 1_000;
 
 fn model() {
-    let workers = Arc::new(vec![Mailbox::new(1)]);
+    let workers = Arc::new(vec![Remote::new(1)]);
     let timer = Arc::new(Timer::new());
     let timer_thread = {
         let (workers, timer) = (Arc::clone(&workers), Arc::clone(&timer));
         thread::spawn(move || timer.run(&workers, || LATE))
     };
-    let mailbox = &workers[0];
-    mailbox.register_worker();
+    let remote = &workers[0];
+    remote.register_worker();
     let mut held = 1; // a record waiting for its batch to fill
     let mut handed_over = 0;
-    assert!(mailbox.arm_deadline(10, &timer));
+    assert!(remote.arm_deadline(10, &timer));
     while held > 0 {
-        if mailbox.take_force() {
+        if remote.take_force() {
             handed_over += held;
             held = 0;
-            mailbox.count_hand_over(1, 1, false);
+            remote.count_hand_over(1, 1, false);
         } else {
-            mailbox.park();
+            remote.park();
         }
     }
     timer.stop();
     timer_thread.join().unwrap();
-    assert!(!mailbox.take_force() || mailbox.deadline() == NO_DEADLINE);
+    assert!(!remote.take_force() || remote.deadline() == NO_DEADLINE);
     assert_eq!(handed_over, 1);
 }
 

@@ -9,25 +9,25 @@ use loom::thread;
 use loom_tests::*;
 
 fn model() {
-    let mailbox = Arc::new(Mailbox::new(2));
+    let remote = Arc::new(Remote::new(2));
     let worker = {
-        let mailbox = Arc::clone(&mailbox);
+        let remote = Arc::clone(&remote);
         thread::spawn(move || {
-            mailbox.register_worker();
+            remote.register_worker();
             let mut seen = 0;
             loop {
-                seen += mailbox.drain(2, |_| true);
+                seen += remote.drain(2, |_| true);
                 if seen == 2 {
                     return;
                 }
-                mailbox.park();
+                remote.park();
             }
         })
     };
     let producers: Vec<_> = (0..2)
         .map(|i| {
-            let mailbox = Arc::clone(&mailbox);
-            thread::spawn(move || mailbox.push(Ticket::new(i, 0)).expect("room"))
+            let remote = Arc::clone(&remote);
+            thread::spawn(move || remote.push(Ticket::new(i, 0)).expect("room"))
         })
         .collect();
     for p in producers {

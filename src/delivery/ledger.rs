@@ -107,6 +107,39 @@ fn with_request(word: u64) -> u64 {
     (word & !REQUESTS) | (word.wrapping_add(1) & REQUESTS)
 }
 
+/// Which of the ledger's two counter pairs a record is counted in: the
+/// parity of the epoch current when it was admitted (module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parity(bool);
+
+impl Parity {
+    /// The parity of `epoch`.
+    pub fn of_epoch(epoch: u64) -> Self {
+        Self(epoch & 1 == 1)
+    }
+
+    /// The odd parity if `odd`, else the even one (as the slot state
+    /// stores it, in one bit).
+    pub fn from_odd(odd: bool) -> Self {
+        Self(odd)
+    }
+
+    /// The other parity.
+    fn other(self) -> Self {
+        Self(!self.0)
+    }
+
+    /// Whether this is the odd parity.
+    pub fn is_odd(self) -> bool {
+        self.0
+    }
+
+    /// Index into the ledger's counter pairs.
+    fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
 /// The records-in/records-out counters.
 #[derive(Debug)]
 pub struct Ledger {
@@ -150,7 +183,7 @@ impl Ledger {
 
     /// Counts a new record in; returns its parity, or why it was refused
     /// (and counts nothing).
-    pub fn admit(&self) -> Result<usize, Refusal> {
+    pub fn admit(&self) -> Result<Parity, Refusal> {
         // Relaxed: a bound on a count (module docs).
         let taken = self
             .outstanding
@@ -159,18 +192,18 @@ impl Ledger {
             return Err(Refusal::Full);
         }
         // Relaxed: any epoch is a valid parity choice (module docs).
-        let parity = (epoch_of(self.epoch.load(Relaxed)) & 1) as usize;
+        let parity = Parity::of_epoch(epoch_of(self.epoch.load(Relaxed)));
         if bugs::active(Bug::CheckClosedFirst) {
             if self.is_closed() {
                 self.free_room();
                 return Err(Refusal::Closed);
             }
-            self.accepted[parity].fetch_add(1, Release);
+            self.accepted[parity.index()].fetch_add(1, Release);
             return Ok(parity);
         }
         // Release: with `complete`'s release, lets `pending` readers count
         // this record; one RMW both counts it and reads CLOSED (module docs).
-        if self.accepted[parity].fetch_add(1, AcqRel) & CLOSED != 0 {
+        if self.accepted[parity.index()].fetch_add(1, AcqRel) & CLOSED != 0 {
             self.cancel(parity);
             return Err(Refusal::Closed);
         }
@@ -178,8 +211,8 @@ impl Ledger {
     }
 
     /// Takes back a record admitted under `parity` that was then refused.
-    pub fn cancel(&self, parity: usize) {
-        self.accepted[parity].fetch_sub(1, AcqRel);
+    pub fn cancel(&self, parity: Parity) {
+        self.accepted[parity.index()].fetch_sub(1, AcqRel);
         self.free_room();
         self.settle(parity);
     }
@@ -195,19 +228,19 @@ impl Ledger {
     }
 
     /// Counts a record's report in (after [`free_room`](Ledger::free_room)).
-    pub fn complete(&self, parity: usize, ok: bool) {
+    pub fn complete(&self, parity: Parity, ok: bool) {
         if !ok {
             // Relaxed: a statistic.
             self.failed.fetch_add(1, Relaxed);
         }
         // Release: `pending` readers that see this count see the report.
-        self.completed[parity].fetch_add(1, Release);
+        self.completed[parity.index()].fetch_add(1, Release);
         self.settle(parity);
     }
 
     /// Wakes a producer waiting for room, and flush and close waiters when
     /// `parity` has just drained.
-    fn settle(&self, parity: usize) {
+    fn settle(&self, parity: Parity) {
         // SeqCst: pairs with the fence in `WaitList::listen`: either a waiter
         // registering now sees the counts just changed, or we see the waiter.
         fence(SeqCst);
@@ -220,10 +253,10 @@ impl Ledger {
     }
 
     /// Records admitted under `parity` and not yet completed.
-    fn pending(&self, parity: usize) -> u64 {
+    fn pending(&self, parity: Parity) -> u64 {
         // Completed first, then accepted (module docs).
-        let completed = self.completed[parity].load(Acquire);
-        let accepted = self.accepted[parity].load(Acquire) & !CLOSED;
+        let completed = self.completed[parity.index()].load(Acquire);
+        let accepted = self.accepted[parity.index()].load(Acquire) & !CLOSED;
         accepted.wrapping_sub(completed)
     }
 
@@ -260,7 +293,7 @@ impl Ledger {
             if epoch >= target {
                 return true;
             }
-            let older = ((epoch + 1) & 1) as usize;
+            let older = Parity::of_epoch(epoch).other();
             if self.pending(older) != 0 && !bugs::active(Bug::SkipOlderParityCheck) {
                 return false;
             }

@@ -9,9 +9,9 @@
 //! Free slots form a lock-free stack (Treiber's), linked through each
 //! slot's `next` field. `acquire` pops a free index, or, when none is free,
 //! claims a never-used index from `next`. In steady state every acquisition
-//! is a reuse: no allocation per record. A stack rather than a queue: the slot released last is reused
-//! first, while its cache lines are still warm, and a push or a pop is one
-//! CAS.
+//! is a reuse: no allocation per record. A stack rather than a queue: the
+//! slot released last is reused first, while its cache lines are still
+//! warm, and a push or a pop is one CAS.
 //!
 //! # The stack and its ABA guard
 //!
@@ -351,7 +351,13 @@ mod tests {
         assert_eq!(pool.created(), 600);
         // `in_use` counts slots holding a record.
         // SAFETY: owned and unpublished; emptied again below.
-        unsafe { pool.slot(taken[3]).occupy(crate::Record::new("t"), None, 0) };
+        unsafe {
+            pool.slot(taken[3]).occupy(
+                crate::Record::new("t"),
+                None,
+                crate::delivery::ledger::Parity::from_odd(false),
+            )
+        };
         assert_eq!(pool.in_use(), 1);
         // SAFETY: as above.
         drop(unsafe { pool.slot(taken[3]).unoccupy() });

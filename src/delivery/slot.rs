@@ -44,6 +44,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll};
 
+use crate::delivery::ledger::Parity;
 use crate::error::Error;
 use crate::record::Record;
 use crate::report::{Delivery, Timestamp};
@@ -82,12 +83,12 @@ impl SlotState {
 
     /// An occupied slot of `generation`: detached from the start for a
     /// callback record, admitted under ledger `parity`.
-    fn occupied(generation: u32, detached: bool, parity: usize) -> Self {
+    fn occupied(generation: u32, detached: bool, parity: Parity) -> Self {
         let mut bits = Self::free(generation).0 | IN_USE;
         if detached {
             bits |= DETACHED;
         }
-        if parity == 1 {
+        if parity.is_odd() {
             bits |= PARITY;
         }
         Self(bits)
@@ -117,8 +118,8 @@ impl SlotState {
         self.0 & REGISTERED != 0
     }
 
-    fn parity(self) -> usize {
-        usize::from(self.0 & PARITY != 0)
+    fn parity(self) -> Parity {
+        Parity::from_odd(self.0 & PARITY != 0)
     }
 
     /// The same state with `CLAIMED` set.
@@ -202,7 +203,7 @@ pub enum Next {
 /// A successful claim: the parity to credit in the ledger, and what to do.
 #[derive(Debug)]
 pub struct Claim {
-    pub(crate) parity: usize,
+    pub(crate) parity: Parity,
     pub(crate) next: Next,
 }
 
@@ -259,7 +260,7 @@ impl Slot {
     /// # Safety
     /// The caller owns the slot: it popped it from the pool's free list and
     /// has not yet published its index.
-    pub unsafe fn occupy(&self, record: Record, callback: Option<Callback>, parity: usize) -> u32 {
+    pub unsafe fn occupy(&self, record: Record, callback: Option<Callback>, parity: Parity) -> u32 {
         let detached = callback.is_some();
         // SAFETY: the caller owns the free slot (function contract).
         self.record.with_mut(|r| unsafe { *r = Some(record) });
@@ -450,7 +451,7 @@ impl Slot {
     /// # Safety
     /// As for [`Slot::with_record`]: the caller holds the record's ticket,
     /// popped and not yet handed over.
-    pub unsafe fn parity(&self) -> usize {
+    pub unsafe fn parity(&self) -> Parity {
         // Relaxed: the parity bit was written by `occupy`, which the ticket's
         // journey through the ring already ordered before us.
         SlotState(self.state.load(Relaxed)).parity()

@@ -28,7 +28,7 @@
 //! `QUEUE_FULL`, and the batch call every record after it too, so the
 //! records from that one on are kept, in order, for the next hand-over.
 //! The worker then waits for room itself, where a purge, a stop or a flush
-//! can still reach it (`worker.rs`); blocked inside librdkafka, it could be
+//! can still reach it (`worker/mod.rs`); blocked inside librdkafka, it could be
 //! reached by nothing but librdkafka's own wake-up, which comes only when
 //! its counts cross a threshold.
 //!

@@ -1,6 +1,6 @@
-//! How the librdkafka side reports to the producer's core without knowing
-//! it: a small trait the core implements (rust-rdkafka's `ProducerContext`
-//! is the model). The client's callbacks and the hand-over reach the core
+//! How the librdkafka side reports to the producer without knowing
+//! it: a small trait the producer implements (rust-rdkafka's `ProducerContext`
+//! is the model). The client's callbacks and the hand-over reach the producer
 //! only through [`Reports`], so nothing in `native/` depends on the
 //! producer, the workers or the slot pool.
 
@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::record::Record;
 use crate::sync::Arc;
 
-/// What the core offers the librdkafka side.
+/// What the producer offers the librdkafka side.
 pub(crate) trait Reports: Send + Sync {
     /// Completes the record behind `ticket` with `outcome` (its delivery
     /// report; stale or duplicate reports are ignored).
@@ -45,7 +45,7 @@ pub(crate) trait Reports: Send + Sync {
     fn statistics(&self, json: String);
 }
 
-/// A shared core reports through the `Arc` the client's context holds.
+/// Shared producer state reports through the `Arc` the client's context holds.
 impl<T: Reports + ?Sized> Reports for Arc<T> {
     unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
         // SAFETY: forwarded contract.

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 
-use crate::delivery::ledger::Refusal;
+use crate::delivery::ledger::{Parity, Refusal};
 use crate::delivery::slot::Callback;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
@@ -39,23 +39,23 @@ struct Staged<'a> {
     shared: &'a Shared,
     worker: usize,
     ticket: Ticket,
-    parity: usize,
+    parity: Parity,
 }
 
 impl Staged<'_> {
     /// Pushes the ticket to its worker's ring (handing over on the worker's
-    /// behalf if it sleeps, see `worker.rs`); hands `self` back when full.
+    /// behalf if it sleeps, see `worker/mod.rs`); hands `self` back when full.
     fn push(self) -> Result<Ticket, Self> {
-        let (shared, mailbox) = (self.shared, &self.shared.workers[self.worker]);
+        let (shared, remote) = (self.shared, &self.shared.workers[self.worker]);
         if !shared.producers_hand_over {
-            return match mailbox.push(self.ticket) {
+            return match remote.push(self.ticket) {
                 Ok(()) => Ok(self.disarm()),
                 Err(_) => Err(self),
             };
         }
         let ticket = self.ticket;
         let mut staged = Some(self);
-        let pushed = mailbox.push_or_run_round(
+        let pushed = remote.push_or_run_round(
             ticket,
             // The ticket is out of our hands from here: a round may hand it
             // to librdkafka, so nothing may take the record back.
@@ -64,7 +64,7 @@ impl Staged<'_> {
                     staged.disarm();
                 }
             },
-            |stage| producer_round(stage, shared, mailbox),
+            |core| producer_round(core, shared, remote),
         );
         match pushed {
             Ok(()) => Ok(ticket),

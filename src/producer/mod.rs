@@ -29,7 +29,7 @@ use crate::sync::block_on::{block_on, may_block};
 use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicBool, Mutex};
 
-use crate::worker::{take_stage, Worker, WorkerConfig};
+use crate::worker::{take_core, Worker, WorkerConfig};
 use futures::FutureExt;
 
 /// An asynchronous Kafka producer: lock-free intake from any thread or
@@ -150,8 +150,8 @@ impl AioProducer {
             Ok(timer) => timer,
             Err(e) => {
                 // Stop what did start, so that nothing keeps the client alive.
-                for mailbox in shared.workers.iter() {
-                    mailbox.stop();
+                for remote in shared.workers.iter() {
+                    remote.stop();
                 }
                 for worker in workers {
                     let _ = worker.join();
@@ -476,10 +476,10 @@ fn shut_down(shared: &Shared, threads: Threads) {
             log::error!("a producer thread panicked");
         }
     }
-    // A worker takes its own stage out when it exits; one that panicked
-    // did not, and its stage would keep the client alive.
-    for mailbox in shared.workers.iter() {
-        take_stage(mailbox);
+    // A worker takes its own core out when it exits; one that panicked
+    // did not, and its core would keep the client alive.
+    for remote in shared.workers.iter() {
+        take_core(remote);
     }
     stop_limits(threads.limits);
     if let Some(helper) = threads.transactional {
@@ -506,7 +506,7 @@ fn shut_down(shared: &Shared, threads: Threads) {
 }
 
 /// Starts the timer thread, named `aioproducer-timer`, over the workers'
-/// mailboxes.
+/// remotes.
 fn spawn_timer(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("aioproducer-timer".into())

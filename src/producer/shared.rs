@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
-use crate::delivery::ledger::Ledger;
+use crate::delivery::ledger::{Ledger, Parity};
 use crate::delivery::pool::Pool;
 use crate::delivery::slot::{Next, Outcome};
 use crate::delivery::ticket::Ticket;
@@ -18,7 +18,7 @@ use crate::record::{Record, SizeLimits};
 use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
-use crate::worker::{Core, Mailbox};
+use crate::worker::{Host, Remote};
 
 /// Everything the producer's threads share.
 #[derive(Debug)]
@@ -26,7 +26,7 @@ pub struct Shared {
     /// Delivery slots; also held by every `DeliveryFuture`.
     pub(crate) pool: Arc<Pool>,
     pub(crate) ledger: Ledger,
-    pub(crate) workers: Box<[Mailbox]>,
+    pub(crate) workers: Box<[Remote]>,
     pub(crate) timer: Timer,
     /// librdkafka's size limits, checked before a record is queued.
     pub(crate) limits: SizeLimits,
@@ -37,7 +37,7 @@ pub struct Shared {
     /// Slots taken for records that were then refused (for pool stats).
     pub(crate) refused: CachePadded<AtomicU64>,
     /// Whether a producer that finds a worker asleep hands over on its
-    /// behalf (`worker.rs`); not with `batch_size`, which holds records.
+    /// behalf (`worker/mod.rs`); not with `batch_size`, which holds records.
     pub(crate) producers_hand_over: bool,
     /// Records failed before librdkafka saw them (not purged) since the
     /// current transaction began: a commit must not go through without
@@ -46,7 +46,7 @@ pub struct Shared {
     /// The fatal error librdkafka raised, once it did.
     fatal: OnceLock<Error>,
     /// The flush target of the latest purge still running, or 0 (see
-    /// `Core::purged_at_hand_over` below).
+    /// `Host::purged_at_hand_over` below).
     purging: CachePadded<AtomicU64>,
 }
 
@@ -55,7 +55,7 @@ pub struct Shared {
 pub struct SharedConfig {
     /// The bound on records in flight.
     pub max_in_flight: usize,
-    /// Worker threads (one mailbox and ring each).
+    /// Worker threads (one remote and ring each).
     pub workers: usize,
     /// Tickets per ring.
     pub ring_capacity: usize,
@@ -79,7 +79,7 @@ impl Shared {
         Self {
             pool: Arc::new(Pool::new()),
             ledger: Ledger::new(max_in_flight as u64),
-            workers: (0..workers).map(|_| Mailbox::new(ring_capacity)).collect(),
+            workers: (0..workers).map(|_| Remote::new(ring_capacity)).collect(),
             timer: Timer::new(),
             limits,
             librdkafka_stats: Mutex::new(None),
@@ -162,12 +162,14 @@ impl Shared {
             .await;
     }
 
-    /// The slot pool.
+    /// The slot pool (for the loom models).
+    #[cfg(aioproducer_loom)]
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
 
-    /// The ledger.
+    /// The ledger (for the loom models).
+    #[cfg(aioproducer_loom)]
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
     }
@@ -224,7 +226,7 @@ impl Shared {
     }
 }
 
-/// The core's side of librdkafka's reports (`native/reports.rs`).
+/// The producer's side of librdkafka's reports (`native/reports.rs`).
 impl Reports for Shared {
     unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
         // SAFETY: forwarded contract.
@@ -265,8 +267,8 @@ impl Reports for Shared {
 }
 
 /// What the workers need of the producer (`worker/mod.rs`).
-impl Core for Shared {
-    fn mailbox(&self, id: usize) -> &Mailbox {
+impl Host for Shared {
+    fn remote(&self, id: usize) -> &Remote {
         &self.workers[id]
     }
 
@@ -279,7 +281,8 @@ impl Core for Shared {
         // Relaxed: see `begin_purge`.
         let target = self.purging.load(Relaxed);
         // SAFETY: forwarded contract.
-        target != 0 && unsafe { self.pool.slot(ticket.index()).parity() } == (target & 1) as usize
+        target != 0
+            && unsafe { self.pool.slot(ticket.index()).parity() } == Parity::of_epoch(target)
     }
 
     fn purge_served(&self) {

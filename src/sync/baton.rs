@@ -5,7 +5,7 @@
 //! Taking it is one CAS (`false → true`, Acquire) and giving it back one
 //! swap (Release), so whatever one holder did to the state happens before
 //! the next holder sees it. Producers only ever *try*, and never wait while
-//! they hold it (see `worker.rs`). The worker, which must eventually run,
+//! they hold it (see `worker/mod.rs`). The worker, which must eventually run,
 //! yields until it gets it; it may itself hold the baton for long (blocked
 //! in librdkafka on a full queue, or reading a topic's size limit), but
 //! then producers simply do not get it and wake it instead.

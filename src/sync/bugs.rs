@@ -47,7 +47,7 @@ pub enum Bug {
     /// not hand over without waiting) does not wake it.
     SkipLeftWorkWake,
     /// Taking the baton is `Relaxed` instead of `Acquire`: a holder may not
-    /// see the previous holder's writes to the stage.
+    /// see the previous holder's writes to the core.
     RelaxedBaton,
 }
 

@@ -19,7 +19,7 @@
 //! read-modify-write on the same atomic (tokio-rs/loom#254, unfixed), and
 //! then reports lost updates that cannot happen. Where a flag is both
 //! stored by one thread and swapped or CASed by another (the parker's
-//! `sleeping`, a mailbox's `force` and `deadline`), the store is written as
+//! `sleeping`, a remote's `force` and `deadline`), the store is written as
 //! a `swap`. On the paths concerned (going idle, forcing a hand-over, arming
 //! a timer) the extra cost is nil.
 //!
@@ -27,7 +27,7 @@
 //!
 //! Built on the shim, the crate's own blocking and waking primitives:
 //! [`wait_list`] (wait lists for backpressure and flush), [`park`] (idle
-//! threads), [`baton`] (a worker's stage, handed between threads),
+//! threads), [`baton`] (a worker's core, handed between threads),
 //! [`block_on`] (a plain thread waiting on a future), and [`bugs`] (the
 //! loom twins' seeded bugs).
 

@@ -18,9 +18,9 @@
 //! # Producers hand over while the worker sleeps
 //!
 //! Everything a round needs (batches, topic handles, the hand-over buffer,
-//! the client) is the worker's [`Stage`], held in a
+//! the client) is the worker's [`Core`], held in a
 //! [`Baton`](crate::sync::baton::Baton) in its
-//! mailbox. The worker holds the baton for each round. By default (no
+//! remote. The worker holds the baton for each round. By default (no
 //! `batch_size`), a producer that pushed a ticket and finds the worker
 //! asleep takes the baton itself, if it is free, and runs a round on the
 //! worker's behalf ([`producer_round`]): no wake-up, no thread hop,
@@ -32,8 +32,12 @@
 //! wakes. Pushes that find the worker asleep at a high rate wake it too
 //! (`BUSY_GAP_NANOS`): then batches form, and one batch call per batch
 //! costs less than one call per record. One baton, one ring: records still reach librdkafka in ring
-//! order, whoever hands them over. (See `Mailbox::push_or_run_round` for
+//! order, whoever hands them over. (See `Remote::push_or_run_round` for
 //! why no ticket is left behind, and `loom-tests/tests/baton.rs`.)
+//!
+//! The names are tokio's (its multi-threaded scheduler): a worker's `Core`
+//! is what one thread at a time runs rounds with, its `Remote` what every
+//! other thread reaches it through.
 
 pub(crate) mod batch;
 pub(crate) mod remote;
@@ -57,17 +61,17 @@ use crate::native::topic::{TopicCache, TopicInfo};
 use crate::record::Record;
 use crate::sync::Arc;
 use crate::worker::batch::{BatchKey, Batches};
-use crate::worker::remote::Mailbox as Remote;
 use crate::worker::timer::Timer;
 
-/// A worker's mailbox: what other threads use to reach it, around its stage.
-pub(crate) type Mailbox = Remote<Stage>;
+/// A worker's remote (`remote.rs`): what other threads use to reach it,
+/// around its [`Core`].
+pub(crate) type Remote = remote::Remote<Core>;
 
 /// What a worker needs of the producer it serves, beyond what librdkafka's
 /// side needs ([`Reports`]); `producer/shared.rs` implements it.
-pub(crate) trait Core: Reports {
-    /// Worker `id`'s mailbox.
-    fn mailbox(&self, id: usize) -> &Mailbox;
+pub(crate) trait Host: Reports {
+    /// Worker `id`'s remote.
+    fn remote(&self, id: usize) -> &Remote;
 
     /// The timer: its clock, and the buffer timeouts it enforces.
     fn timer(&self) -> &Timer;
@@ -87,13 +91,13 @@ pub(crate) trait Core: Reports {
 ///
 /// # Safety
 /// As for [`Reports::record`].
-unsafe fn with_record<C: Core + ?Sized, R>(
-    core: &C,
+unsafe fn with_record<C: Host + ?Sized, R>(
+    host: &C,
     ticket: Ticket,
     f: impl FnOnce(&Record) -> R,
 ) -> R {
     // SAFETY: forwarded contract.
-    f(unsafe { core.record(ticket) })
+    f(unsafe { host.record(ticket) })
 }
 
 /// Times an idle worker yields before it parks.
@@ -132,10 +136,10 @@ pub(crate) struct WorkerConfig {
 }
 
 /// What a round needs, whoever runs it: the worker, or a producer on its
-/// behalf while it sleeps (module docs). Lives in the worker's mailbox,
+/// behalf while it sleeps (module docs). Lives in the worker's remote,
 /// behind its baton, from the worker's start to its exit.
 #[derive(Debug)]
-pub struct Stage {
+pub struct Core {
     native: Arc<NativeProducer>,
     batches: Batches,
     topics: TopicCache,
@@ -175,13 +179,13 @@ enum Lookup {
     Ready,
 }
 
-impl Stage {
+impl Core {
     /// Places one popped ticket in its batch (or, for a topic whose first
     /// limit read is under way, with the records waiting for it), or fails
     /// its record; returns `false` (placing nothing) when the topic is not
     /// ready for `lookup`.
-    fn place(&mut self, shared: &impl Core, ticket: Ticket, lookup: Lookup) -> bool {
-        let Stage {
+    fn place(&mut self, shared: &impl Host, ticket: Ticket, lookup: Lookup) -> bool {
+        let Core {
             native,
             batches,
             topics,
@@ -237,7 +241,7 @@ impl Stage {
     /// Moves the records waiting for their topic's first limit read whose
     /// topic no longer waits into their batches, in order, while there is
     /// room; returns how many.
-    fn release_waiting(&mut self, shared: &impl Core) -> usize {
+    fn release_waiting(&mut self, shared: &impl Host) -> usize {
         if self.waiting.is_empty() {
             return 0;
         }
@@ -279,8 +283,8 @@ impl Stage {
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
     /// rest held, in order. `by_producer`: a producer's round, for the
     /// statistics.
-    fn hand_over(&mut self, shared: &impl Core, mailbox: &Mailbox, by_producer: bool) {
-        let Stage {
+    fn hand_over(&mut self, shared: &impl Host, remote: &Remote, by_producer: bool) {
+        let Core {
             native,
             batches,
             topics,
@@ -295,14 +299,14 @@ impl Stage {
             calls += handed.calls;
             handed.done
         });
-        mailbox.count_hand_over(records, calls, by_producer);
+        remote.count_hand_over(records, calls, by_producer);
         // Nothing refers to a topic index or a batch key while nothing is
         // held: the time to bound both tables.
         let nothing_held = batches.held() == 0 && self.waiting.is_empty();
         if nothing_held && (topics.sweep() || batches.keys() > MAX_BATCH_KEYS) {
             batches.forget_keys();
         }
-        mailbox.held_topics(topics.len());
+        remote.held_topics(topics.len());
     }
 }
 
@@ -321,45 +325,41 @@ fn check_limit(record: &Record, topic: TopicInfo) -> Result<(), Error> {
 /// A producer's round on the worker's behalf, run under the baton when it
 /// found the worker asleep (module docs): drains the ring and hands it over
 /// without waiting. Returns `true` when it left work for the worker.
-pub(crate) fn producer_round(
-    stage: &mut Option<Stage>,
-    shared: &impl Core,
-    mailbox: &Mailbox,
-) -> bool {
-    let Some(stage) = stage else {
+pub(crate) fn producer_round(core: &mut Option<Core>, shared: &impl Host, remote: &Remote) -> bool {
+    let Some(core) = core else {
         // The worker has exited; only close's last steps get here.
         return true;
     };
-    if stage.unplaced.is_some() || stage.batches.held() > 0 {
+    if core.unplaced.is_some() || core.batches.held() > 0 {
         // Earlier records wait on the worker: ours go after them.
         return true;
     }
     let now = shared.timer().now();
     // Relaxed: a hint about the rate of pushes; any value is safe.
-    let previous = mailbox.asleep_push_at.swap(now, Relaxed);
+    let previous = remote.asleep_push_at.swap(now, Relaxed);
     if now.saturating_sub(previous) < BUSY_GAP_NANOS {
         return true;
     }
-    let max = stage.batches.room();
+    let max = core.batches.room();
     let mut unplaced = None;
-    mailbox.drain(max, |ticket| {
-        let placed = stage.place(shared, ticket, Lookup::Ready);
+    remote.drain(max, |ticket| {
+        let placed = core.place(shared, ticket, Lookup::Ready);
         if !placed {
             unplaced = Some(ticket);
         }
         placed
     });
-    stage.hand_over(shared, mailbox, true);
-    stage.unplaced = unplaced;
-    unplaced.is_some() || stage.batches.held() > 0 || !mailbox.ring.is_empty()
+    core.hand_over(shared, remote, true);
+    core.unplaced = unplaced;
+    unplaced.is_some() || core.batches.held() > 0 || !remote.ring.is_empty()
 }
 
-/// Takes a worker's stage out of its mailbox and drops it: its topic handles
-/// and its reference to the client go before the client does. (The stage
+/// Takes a worker's core out of its remote and drops it: its topic handles
+/// and its reference to the client go before the client does. (The core
 /// refers to the client, and the client, through its callbacks, to the
-/// mailbox: left in place, it would keep the client alive.)
-pub(crate) fn take_stage(mailbox: &Mailbox) {
-    drop(mailbox.baton().take().with(Option::take));
+/// remote: left in place, it would keep the client alive.)
+pub(crate) fn take_core(remote: &Remote) {
+    drop(remote.baton().take().with(Option::take));
 }
 
 /// One worker thread.
@@ -380,7 +380,7 @@ enum AfterRound {
     Exit,
 }
 
-impl<C: Core + 'static> Worker<C> {
+impl<C: Host + 'static> Worker<C> {
     /// Starts worker `id` on a thread named `aioproducer-worker-{id}`.
     pub(crate) fn spawn(
         id: usize,
@@ -390,9 +390,9 @@ impl<C: Core + 'static> Worker<C> {
     ) -> std::io::Result<JoinHandle<()>> {
         // Records held at most: a round drains at most one ring's worth, and
         // a round ends with a hand-over once `batch_size` are held.
-        let ring_capacity = shared.mailbox(id).ring.capacity();
+        let ring_capacity = shared.remote(id).ring.capacity();
         let max_held = ring_capacity + config.batch_size.map_or(0, |size| size - 1);
-        let stage = Stage {
+        let core = Core {
             native,
             batches: Batches::with_capacity(max_held),
             topics: TopicCache::new(config.topic_limits.clone()),
@@ -403,10 +403,10 @@ impl<C: Core + 'static> Worker<C> {
             forced: false,
         };
         shared
-            .mailbox(id)
+            .remote(id)
             .baton()
             .take()
-            .with(|slot| *slot = Some(stage));
+            .with(|slot| *slot = Some(core));
         let worker = Worker {
             id,
             shared: Arc::clone(&shared),
@@ -416,25 +416,25 @@ impl<C: Core + 'static> Worker<C> {
             .name(format!("aioproducer-worker-{id}"))
             .spawn(move || worker.run());
         if spawned.is_err() {
-            take_stage(shared.mailbox(id));
+            take_core(shared.remote(id));
         }
         spawned
     }
 
     fn run(self) {
         let shared = Arc::clone(&self.shared);
-        let mailbox = shared.mailbox(self.id);
-        mailbox.register_worker();
+        let remote = shared.remote(self.id);
+        remote.register_worker();
         loop {
-            let next = mailbox.baton().take().with(|stage| {
-                let stage = stage.as_mut().expect("the worker's stage");
-                self.round(mailbox, stage)
+            let next = remote.baton().take().with(|core| {
+                let core = core.as_mut().expect("the worker's core");
+                self.round(remote, core)
             });
             match next {
                 AfterRound::Again => {}
                 AfterRound::Exit => break,
-                AfterRound::Full => mailbox.park_until_retry(FULL_RETRY),
-                AfterRound::Waiting => mailbox.park_at_most(WAITING_RECHECK),
+                AfterRound::Full => remote.park_until_retry(FULL_RETRY),
+                AfterRound::Waiting => remote.park_at_most(WAITING_RECHECK),
                 AfterRound::Idle => {
                     // A brief grace period before sleeping: under load the
                     // next ticket is usually a moment away, and a worker that
@@ -442,81 +442,81 @@ impl<C: Core + 'static> Worker<C> {
                     // wake-up and hands over tiny batches. Yielding (not
                     // spinning) gives the CPU to the producers meanwhile.
                     for _ in 0..GRACE_YIELDS {
-                        if !mailbox.ring.is_empty() {
+                        if !remote.ring.is_empty() {
                             break;
                         }
                         std::thread::yield_now();
                     }
-                    if mailbox.ring.is_empty() {
-                        mailbox.park();
+                    if remote.ring.is_empty() {
+                        remote.park();
                     }
                 }
             }
         }
-        take_stage(mailbox);
+        take_core(remote);
     }
 
     /// One round under the baton (module docs, steps 1–3).
-    fn round(&self, mailbox: &Mailbox, stage: &mut Stage) -> AfterRound {
+    fn round(&self, remote: &Remote, core: &mut Core) -> AfterRound {
         let shared = &*self.shared;
-        if let Some(request) = mailbox.purge_pending() {
+        if let Some(request) = remote.purge_pending() {
             // SAFETY: every ticket failed here was published (popped from
             // the ring, or held since).
             let fail = |ticket| unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
-            if let Some(ticket) = stage.unplaced.take() {
+            if let Some(ticket) = core.unplaced.take() {
                 fail(ticket);
             }
             // At most a ring's worth: every ticket pushed before the request
             // is in it, and producers refilling the ring meanwhile cannot
             // keep the purge going (their records are not its business).
-            mailbox.drain(mailbox.ring.capacity(), |ticket| {
+            remote.drain(remote.ring.capacity(), |ticket| {
                 fail(ticket);
                 true
             });
-            stage.batches.take_all(fail);
-            for (_, ticket) in stage.waiting.drain(..) {
+            core.batches.take_all(fail);
+            for (_, ticket) in core.waiting.drain(..) {
                 fail(ticket);
             }
-            stage.waiting_topics.clear();
-            mailbox.clear_deadline();
-            mailbox.purge_served(request);
+            core.waiting_topics.clear();
+            remote.clear_deadline();
+            remote.purge_served(request);
             shared.purge_served();
             return AfterRound::Again;
         }
-        let forced = mailbox.take_force() || stage.forced;
-        let stopping = mailbox.stopping();
-        let mut drained = stage.release_waiting(shared);
-        if let Some(ticket) = stage.unplaced.take() {
-            stage.place(shared, ticket, Lookup::Full);
+        let forced = remote.take_force() || core.forced;
+        let stopping = remote.stopping();
+        let mut drained = core.release_waiting(shared);
+        if let Some(ticket) = core.unplaced.take() {
+            core.place(shared, ticket, Lookup::Full);
             drained += 1;
         }
-        let max = stage.batches.room().min(mailbox.ring.capacity());
-        drained += mailbox.drain(max, |ticket| stage.place(shared, ticket, Lookup::Full));
+        let max = core.batches.room().min(remote.ring.capacity());
+        drained += remote.drain(max, |ticket| core.place(shared, ticket, Lookup::Full));
         let due = match self.config.batch_size {
             None => true,
-            Some(size) => forced || stopping || stage.batches.held() >= size,
+            Some(size) => forced || stopping || core.batches.held() >= size,
         };
-        stage.forced = forced && !stage.waiting.is_empty();
-        if stage.batches.held() > 0 {
+        core.forced = forced && !core.waiting.is_empty();
+        if core.batches.held() > 0 {
             if due {
-                stage.hand_over(shared, mailbox, false);
-                if stage.batches.held() > 0 {
+                core.hand_over(shared, remote, false);
+                if core.batches.held() > 0 {
                     return AfterRound::Full;
                 }
             } else {
                 let timer = shared.timer();
                 let timeout = self.config.buffer_timeout.as_nanos() as u64;
-                mailbox.arm_deadline(timer.now().saturating_add(timeout), timer);
+                remote.arm_deadline(timer.now().saturating_add(timeout), timer);
             }
         }
-        let held = stage.batches.held();
+        let held = core.batches.held();
         if drained > 0 || (held > 0 && due) {
             return AfterRound::Again;
         }
-        if !stage.waiting.is_empty() {
+        if !core.waiting.is_empty() {
             return AfterRound::Waiting;
         }
-        if stopping && held == 0 && mailbox.ring.is_empty() {
+        if stopping && held == 0 && remote.ring.is_empty() {
             return AfterRound::Exit;
         }
         AfterRound::Idle

@@ -30,19 +30,19 @@ pub struct HandOverCounts {
     pub by_producers: u64,
 }
 
-/// One worker's mailbox.
+/// One worker's remote.
 ///
-/// Generic over what its baton guards: the worker's stage (`S` is
-/// `worker::Stage` in the producer), so that this file needs nothing from
+/// Generic over what its baton guards: the worker's core (`S` is
+/// `worker::Core` in the producer), so that this file needs nothing from
 /// the worker loop above it.
 #[derive(Debug)]
-pub struct Mailbox<S> {
+pub struct Remote<S> {
     pub(crate) ring: Ring,
     pub(crate) parker: Parker,
-    /// The worker's hand-over state, for whoever runs a round (`worker.rs`).
-    stage: Baton<Option<S>>,
+    /// The worker's hand-over state, for whoever runs a round (`worker/mod.rs`).
+    core: Baton<Option<S>>,
     /// When a push last found the worker asleep and took its baton (timer
-    /// clock): a hint of the push rate, for `worker.rs`.
+    /// clock): a hint of the push rate, for `worker/mod.rs`.
     pub(crate) asleep_push_at: AtomicU64,
     /// Hand over everything held now (timer or flush).
     force: AtomicBool,
@@ -63,13 +63,13 @@ pub struct Mailbox<S> {
     topics: AtomicU64,
 }
 
-impl<S> Mailbox<S> {
-    /// A mailbox with a ring of `ring_capacity` tickets.
+impl<S> Remote<S> {
+    /// A remote with a ring of `ring_capacity` tickets.
     pub fn new(ring_capacity: usize) -> Self {
         Self {
             ring: Ring::new(ring_capacity),
             parker: Parker::new(),
-            stage: Baton::new(None),
+            core: Baton::new(None),
             asleep_push_at: AtomicU64::new(0),
             force: AtomicBool::new(false),
             stop: AtomicBool::new(false),
@@ -86,7 +86,7 @@ impl<S> Mailbox<S> {
     // ---- producers --------------------------------------------------------
 
     /// Pushes a ticket and wakes the worker; hands the ticket back when the
-    /// ring is full (then wait on [`Mailbox::space`] and retry).
+    /// ring is full (then wait on [`Remote::space`] and retry).
     pub fn push(&self, ticket: Ticket) -> Result<(), Ticket> {
         self.ring.push(ticket)?;
         self.parker.wake();
@@ -95,14 +95,14 @@ impl<S> Mailbox<S> {
 
     /// Pushes a ticket and runs `pushed` (the caller gives up its claim on
     /// the record: from here a round may hand it to librdkafka); then, if
-    /// the worker sleeps and its stage is free, runs `round` on the stage
+    /// the worker sleeps and its core is free, runs `round` on the core
     /// instead of waking it (the caller hands over on the worker's behalf).
     /// `round` returns whether it left work for the worker, which then
     /// wakes it. Hands the ticket back when the ring is full. This is what
     /// a producer's intake calls, and what the loom model `baton.rs` checks.
     ///
     /// No ticket is left behind: the pusher looks at the worker after its
-    /// push, as in [`Mailbox::push`]. Awake, the worker will see the ticket
+    /// push, as in [`Remote::push`]. Awake, the worker will see the ticket
     /// before it sleeps. Asleep, either this pusher takes the baton after
     /// its push and so drains the ring with the ticket in it (or someone
     /// drained it first), or the baton is held and the pusher wakes the
@@ -118,8 +118,8 @@ impl<S> Mailbox<S> {
         if !self.parker.asleep() {
             return Ok(());
         }
-        let left = match self.stage.try_take() {
-            Some(mut stage) => stage.with(round) && !bugs::active(Bug::SkipLeftWorkWake),
+        let left = match self.core.try_take() {
+            Some(mut core) => core.with(round) && !bugs::active(Bug::SkipLeftWorkWake),
             None => !bugs::active(Bug::SkipBusyBatonWake),
         };
         if left {
@@ -128,9 +128,9 @@ impl<S> Mailbox<S> {
         Ok(())
     }
 
-    /// The worker's stage behind its baton.
+    /// The worker's core behind its baton.
     pub fn baton(&self) -> &Baton<Option<S>> {
-        &self.stage
+        &self.core
     }
 
     /// Notified when the worker makes room in the ring.
@@ -285,7 +285,7 @@ impl<S> Mailbox<S> {
     }
 
     /// Asks the worker to fail everything it holds; returns the request
-    /// number to wait for with [`Mailbox::purged`].
+    /// number to wait for with [`Remote::purged`].
     pub fn request_purge(&self) -> u64 {
         let request = self.purge_requested.fetch_add(1, AcqRel) + 1;
         self.parker.wake();
@@ -308,8 +308,8 @@ impl<S> Mailbox<S> {
     }
 }
 
-/// The timer's side of a mailbox.
-impl<S> Deadline for Mailbox<S> {
+/// The timer's side of a remote.
+impl<S> Deadline for Remote<S> {
     /// The armed deadline, or `NO_DEADLINE`.
     fn deadline(&self) -> u64 {
         // Relaxed: the timer fences before reading (timer.rs).

@@ -33,7 +33,7 @@ use crate::sync::{fence, AtomicBool, AtomicU64};
 /// No deadline armed.
 pub const NO_DEADLINE: u64 = u64::MAX;
 
-/// What the timer watches: one worker's deadline (a mailbox).
+/// What the timer watches: one worker's deadline (a remote).
 pub trait Deadline {
     /// The armed deadline (timer clock), or [`NO_DEADLINE`].
     fn deadline(&self) -> u64;
