@@ -53,7 +53,8 @@
 //!  librdkafka                 broker threads send; the delivery report goes to the
 //!    │                        main queue, forwarded to the background queue
 //!    ▼
-//!  rdk:bg (librdkafka)        dr_msg_cb: Slot.complete → Ledger.complete → wake
+//!  rdk:bg (librdkafka)        delivery-report event: Slot.claim ×n → room freed →
+//!    │                        Slot.publish + wake ×n → Ledger.complete once
 //!    ▼
 //!  DeliveryFuture             takes the outcome, returns the slot to the Pool
 //! ```
@@ -177,7 +178,7 @@ pub mod __internals {
     /// What only the loom models reach.
     #[cfg(aioproducer_loom)]
     mod loom_only {
-        pub use crate::delivery::ledger::{Ledger, Refusal};
+        pub use crate::delivery::ledger::{Ledger, Refusal, Reported};
         pub use crate::delivery::slot::{Claim, Next, Outcome, Slot};
         use crate::delivery::ticket::Ticket;
         pub use crate::producer::shared::{Shared, SharedConfig};

@@ -69,3 +69,12 @@ pub fn assert_twin_fails(twin: &str, expected: &str) {
 pub fn record(tag: &'static str) -> aioproducer::Record {
     aioproducer::Record::new("loom").with_payload(tag)
 }
+
+/// Counts one delivered record's report, admitted under `parity`, as the
+/// completion path does (its room freed, then the report counted).
+pub fn report_one(ledger: &Ledger, parity: Parity) {
+    ledger.free_room(1);
+    let mut reported = Reported::default();
+    reported.add(parity, true);
+    ledger.complete(&reported);
+}

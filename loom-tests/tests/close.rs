@@ -25,7 +25,7 @@ fn model() {
     loop {
         let queued: Vec<Parity> = queue.lock().unwrap().drain(..).collect();
         for parity in queued {
-            ledger.complete(parity, true);
+            report_one(&ledger, parity);
         }
         if ledger.in_flight() == 0 {
             break;

@@ -19,14 +19,14 @@ fn model() {
         let (ledger, a_done) = (Arc::clone(&ledger), Arc::clone(&a_done));
         thread::spawn(move || {
             a_done.store(true, SeqCst);
-            ledger.complete(a, true);
+            report_one(&ledger, a);
         })
     };
     let other = {
         let ledger = Arc::clone(&ledger);
         thread::spawn(move || {
             let b = ledger.admit().unwrap();
-            ledger.complete(b, true);
+            report_one(&ledger, b);
         })
     };
     let target = ledger.flush_target();

@@ -47,10 +47,9 @@ fn model() {
                 if last != u64::MAX && last as u32 == index {
                     // SAFETY: a generation released before: stale.
                     let stale = unsafe {
-                        slot.complete(
+                        slot.claim(
                             (last >> 32) as u32,
                             Outcome::failed(aioproducer::Error::Purged),
-                            || {},
                         )
                     };
                     assert!(
@@ -67,11 +66,7 @@ fn model() {
                 // slot, whoever holds it now.
                 // SAFETY: a generation released above: stale.
                 let stale = unsafe {
-                    pool.slot(index).complete(
-                        generation,
-                        Outcome::failed(aioproducer::Error::Purged),
-                        || {},
-                    )
+                    pool.slot(index).claim(generation, Outcome::failed(aioproducer::Error::Purged))
                 };
                 assert!(stale.is_none(), "a stale ticket completed slot {index}");
             })

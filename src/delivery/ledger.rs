@@ -68,8 +68,8 @@
 //!
 //! `outstanding` counts records admitted and not yet reported, and `admit`
 //! takes room in it with one CAS that never goes past `limit`; `free_room`
-//! (when a report is claimed, before anyone can read it) and `cancel` give
-//! the room back. It bounds what waits in our rings and
+//! (when reports are claimed, before anyone can read them: once for a run
+//! of reports) and `cancel` give the room back. It bounds what waits in our rings and
 //! in librdkafka, not the futures a caller keeps: a report that arrived is
 //! no longer in flight even if nobody has read it yet, so a caller holding
 //! any number of futures cannot block its own `produce`. Producers waiting
@@ -140,6 +140,27 @@ impl Parity {
     }
 }
 
+/// Reports counted in together ([`Ledger::complete`]): how many of each
+/// parity, and how many of them failed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reported {
+    by_parity: [u64; 2],
+    failed: u64,
+}
+
+impl Reported {
+    /// Counts one report of a record admitted under `parity`.
+    pub fn add(&mut self, parity: Parity, ok: bool) {
+        self.by_parity[parity.index()] += 1;
+        self.failed += u64::from(!ok);
+    }
+
+    /// Reports counted.
+    pub fn total(&self) -> u64 {
+        self.by_parity[0] + self.by_parity[1]
+    }
+}
+
 /// The records-in/records-out counters.
 #[derive(Debug)]
 pub struct Ledger {
@@ -195,7 +216,7 @@ impl Ledger {
         let parity = Parity::of_epoch(epoch_of(self.epoch.load(Relaxed)));
         if bugs::active(Bug::CheckClosedFirst) {
             if self.is_closed() {
-                self.free_room();
+                self.free_room(1);
                 return Err(Refusal::Closed);
             }
             self.accepted[parity.index()].fetch_add(1, Release);
@@ -213,42 +234,56 @@ impl Ledger {
     /// Takes back a record admitted under `parity` that was then refused.
     pub fn cancel(&self, parity: Parity) {
         self.accepted[parity.index()].fetch_sub(1, AcqRel);
-        self.free_room();
-        self.settle(parity);
+        self.free_room(1);
+        let mut taken_back = Reported::default();
+        taken_back.add(parity, true);
+        self.settle(&taken_back);
     }
 
-    /// Frees the room a record took under the bound. For a reported record,
-    /// call it once its report is claimed and before the report is visible
-    /// (so whoever reads the report finds the room), then count the report
-    /// with [`complete`](Ledger::complete), which wakes a waiting producer.
-    pub fn free_room(&self) {
+    /// Frees the room `records` took under the bound. For reported records,
+    /// call it once their reports are claimed and before any is visible
+    /// (so whoever reads a report finds its room), then count the reports
+    /// with [`complete`](Ledger::complete), which wakes waiting producers.
+    pub fn free_room(&self, records: u64) {
         // Relaxed: a bound on a count; `settle` fences before it looks for
         // waiters (module docs).
-        self.outstanding.fetch_sub(1, Relaxed);
+        self.outstanding.fetch_sub(records, Relaxed);
     }
 
-    /// Counts a record's report in (after [`free_room`](Ledger::free_room)).
-    pub fn complete(&self, parity: Parity, ok: bool) {
-        if !ok {
+    /// Counts reports in (after [`free_room`](Ledger::free_room)): one
+    /// update of each counter for any number of reports.
+    pub fn complete(&self, reported: &Reported) {
+        if reported.failed > 0 {
             // Relaxed: a statistic.
-            self.failed.fetch_add(1, Relaxed);
+            self.failed.fetch_add(reported.failed, Relaxed);
         }
-        // Release: `pending` readers that see this count see the report.
-        self.completed[parity.index()].fetch_add(1, Release);
-        self.settle(parity);
+        for (completed, &count) in self.completed.iter().zip(&reported.by_parity) {
+            if count > 0 {
+                // Release: `pending` readers that see this count see the
+                // reports.
+                completed.fetch_add(count, Release);
+            }
+        }
+        self.settle(reported);
     }
 
-    /// Wakes a producer waiting for room, and flush and close waiters when
-    /// `parity` has just drained.
-    fn settle(&self, parity: Parity) {
+    /// Wakes as many producers waiting for room as `reported` freed, and
+    /// flush and close waiters when a parity it touched has just drained.
+    fn settle(&self, reported: &Reported) {
         // SeqCst: pairs with the fence in `WaitList::listen`: either a waiter
         // registering now sees the counts just changed, or we see the waiter.
         fence(SeqCst);
         if self.room.has_waiters() && !bugs::active(Bug::SkipRoomNotify) {
-            self.room.notify_one();
+            self.room
+                .notify_many(usize::try_from(reported.total()).unwrap_or(usize::MAX));
         }
-        if self.drained.has_waiters() && self.pending(parity) == 0 {
-            self.drained.notify_all();
+        if self.drained.has_waiters() {
+            let drained = [Parity::from_odd(false), Parity::from_odd(true)]
+                .into_iter()
+                .any(|p| reported.by_parity[p.index()] > 0 && self.pending(p) == 0);
+            if drained {
+                self.drained.notify_all();
+            }
         }
     }
 
@@ -365,6 +400,14 @@ impl Ledger {
 mod tests {
     use super::*;
 
+    /// One record's report, as the completion path counts it.
+    fn report(ledger: &Ledger, parity: Parity, ok: bool) {
+        ledger.free_room(1);
+        let mut reported = Reported::default();
+        reported.add(parity, ok);
+        ledger.complete(&reported);
+    }
+
     #[test]
     fn flush_target_waits_for_records_before_it_only() {
         let ledger = Ledger::new(10);
@@ -374,7 +417,7 @@ mod tests {
         // Records admitted now go to the next epoch's parity and do not block.
         let late = ledger.admit().unwrap();
         assert_ne!(early, late);
-        ledger.complete(early, true);
+        report(&ledger, early, true);
         assert!(ledger.advance(target));
         assert_eq!(ledger.in_flight(), 1);
     }
@@ -395,8 +438,7 @@ mod tests {
             !ledger.advance(target),
             "a flush returned while an earlier record is pending"
         );
-        ledger.free_room();
-        ledger.complete(early, true);
+        report(&ledger, early, true);
         assert!(ledger.advance(target));
         assert!(ledger.advance(first));
     }
@@ -419,14 +461,33 @@ mod tests {
         let a = ledger.admit().unwrap();
         let b = ledger.admit().unwrap();
         assert_eq!(ledger.admit(), Err(Refusal::Full));
-        ledger.free_room();
-        ledger.complete(a, true);
+        report(&ledger, a, true);
         let c = ledger.admit().unwrap();
         assert_eq!(ledger.admit(), Err(Refusal::Full));
         ledger.cancel(c);
         assert!(ledger.admit().is_ok());
-        ledger.free_room();
-        ledger.complete(b, false);
+        report(&ledger, b, false);
         assert_eq!(ledger.in_flight(), 1);
+    }
+
+    #[test]
+    fn a_run_of_reports_counts_each_parity_and_failure_once() {
+        let ledger = Ledger::new(10);
+        let early: Vec<Parity> = (0..3).map(|_| ledger.admit().unwrap()).collect();
+        let target = ledger.flush_target();
+        let late = ledger.admit().unwrap();
+        assert_ne!(early[0], late);
+        let mut reported = Reported::default();
+        for &parity in early.iter().chain([&late]) {
+            reported.add(parity, parity == late);
+        }
+        ledger.free_room(reported.total());
+        ledger.complete(&reported);
+        assert!(ledger.advance(target));
+        assert_eq!(
+            (ledger.in_flight(), ledger.completed(), ledger.failed()),
+            (0, 4, 3)
+        );
+        assert_eq!(ledger.outstanding.load(Relaxed), 0, "every room freed");
     }
 }

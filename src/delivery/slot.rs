@@ -188,7 +188,7 @@ impl Outcome {
     }
 }
 
-/// What a completer must do after [`Slot::complete`] claimed the slot.
+/// What a completer must do after [`Slot::publish`].
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub enum Next {
@@ -200,11 +200,13 @@ pub enum Next {
     Release,
 }
 
-/// A successful claim: the parity to credit in the ledger, and what to do.
-#[derive(Debug)]
+/// A successful claim: what to credit in the ledger.
+#[derive(Debug, Clone, Copy)]
 pub struct Claim {
+    /// The parity the record was admitted under.
     pub(crate) parity: Parity,
-    pub(crate) next: Next,
+    /// Whether the outcome is a delivery.
+    pub(crate) ok: bool,
 }
 
 /// One reusable delivery context.
@@ -300,25 +302,21 @@ impl Slot {
             .with(|r| f(unsafe { (*r).as_ref() }.expect(HOLDS)))
     }
 
-    /// Claims the right to complete generation `generation`, runs `claimed`
-    /// (before anyone can see the outcome), and records the outcome.
-    /// Returns `None`, without running `claimed`, for a stale or duplicate
-    /// completion.
+    /// Claims the right to complete generation `generation` and stores
+    /// `outcome` in the slot, where nobody sees it until
+    /// [`publish`](Slot::publish). Returns `None`, storing nothing, for a
+    /// stale or duplicate completion.
     ///
-    /// In callback mode the callback runs here, on the calling thread; a
-    /// panic in it is caught and logged so it cannot unwind into librdkafka.
+    /// Claim and publication are two steps so that a run of reports can free
+    /// their room under the ledger's bound once, between the two, before any
+    /// of them is visible (`Shared::complete_run`).
     ///
     /// # Safety
     /// No intake owns the record of generation `generation` of this slot:
     /// its ticket was published (the record left the intake for a ring),
     /// or `generation` is not the slot's current one. A stale or duplicate
     /// completion is then harmless: the claim refuses it.
-    pub unsafe fn complete(
-        &self,
-        generation: u32,
-        outcome: Outcome,
-        claimed: impl FnOnce(),
-    ) -> Option<Claim> {
+    pub unsafe fn claim(&self, generation: u32, outcome: Outcome) -> Option<Claim> {
         let mut state = SlotState(self.state.load(Acquire));
         loop {
             if state.generation() != generation || !state.is_in_use() || state.is_claimed() {
@@ -333,9 +331,25 @@ impl Slot {
                 Err(actual) => state = SlotState(actual),
             }
         }
-        let parity = state.parity();
-        claimed();
+        let ok = outcome.is_ok();
+        // SAFETY: the claim makes this thread the only one touching the
+        // outcome until COMPLETE is published.
+        self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
+        Some(Claim {
+            parity: state.parity(),
+            ok,
+        })
+    }
 
+    /// Makes a claimed outcome visible and says what the caller must do
+    /// next. In callback mode the callback runs here, on the calling thread;
+    /// a panic in it is caught and logged so it cannot unwind into
+    /// librdkafka.
+    ///
+    /// # Safety
+    /// The caller claimed the slot ([`claim`](Slot::claim) returned `Some`)
+    /// and has not published it yet.
+    pub unsafe fn publish(&self) -> Next {
         // SAFETY: the claim makes this thread the only one touching the
         // callback and outcome until COMPLETE is published.
         if let Some(callback) = self.callback.with_mut(|c| unsafe { (*c).take() }) {
@@ -345,37 +359,34 @@ impl Slot {
                 .record
                 .with_mut(|r| unsafe { (*r).take() })
                 .expect(HOLDS);
-            let result = outcome.into_result(record);
+            // SAFETY: as above.
+            let outcome = self.outcome.with_mut(|o| unsafe { (*o).take() });
+            let result = outcome
+                .expect("a claimed slot holds an outcome")
+                .into_result(record);
             // The callback may drop the last producer handle: that drop
-            // must hand the shutdown to another thread (`wait.rs`).
+            // must hand the shutdown to another thread (`block_on.rs`).
             let reporting = Reporting::enter();
             let ran = catch_unwind(AssertUnwindSafe(|| callback(result)));
             drop(reporting);
             if ran.is_err() {
                 log::error!("a delivery callback panicked; the panic was contained");
             }
-            return Some(Claim {
-                parity,
-                next: Next::Release,
-            });
+            return Next::Release;
         }
-
-        // SAFETY: claimed (as above).
-        self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
         // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
         // concurrent DETACHED before our release of the slot.
         let previous = SlotState(
             self.state
                 .fetch_or(COMPLETE, bugs::ordering(Bug::RelaxedComplete, AcqRel)),
         );
-        let next = if previous.is_detached() {
+        if previous.is_detached() {
             Next::Release
         } else if previous.is_registered() {
             Next::Wake
         } else {
             Next::Nothing
-        };
-        Some(Claim { parity, next })
+        }
     }
 
     /// Wakes the future waiting on this slot (after [`Next::Wake`]).

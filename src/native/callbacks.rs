@@ -1,23 +1,32 @@
-//! The `extern "C"` functions librdkafka calls on its background thread.
+//! The `extern "C"` functions librdkafka calls on its threads.
 //!
-//! Each catches every panic: unwinding into C is undefined behaviour. A panic
-//! in the delivery-report path means a broken invariant of ours (user
-//! callbacks are contained one level down, in the slot), and a future might
-//! then never resolve, so it aborts the process after logging, as
-//! `async-task` does. Panics in the log, error and statistics callbacks are
-//! logged and dropped.
+//! Delivery reports, client errors and statistics come as events to
+//! [`background_event`] on librdkafka's `rdk:bg` thread (the main queue is
+//! forwarded there, see `client.rs`). A delivery-report event carries every
+//! report of one produce response (one partition's batch), so a run of
+//! records is completed with one update of the ledger
+//! (`Reports::complete_run`), not one per record as with a `dr_msg_cb`.
+//! Log lines come to [`log`] on whichever thread logs.
+//!
+//! Each function catches every panic: unwinding into C is undefined
+//! behaviour. A panic in the delivery-report path means a broken invariant
+//! of ours (user callbacks are contained one level down, in the slot), and
+//! a future might then never resolve, so it aborts the process after
+//! logging, as `async-task` does. Panics elsewhere are logged and dropped.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rdkafka::bindings as rd;
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::types::RDKafkaErrorCode;
 
 use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::c_str;
 use crate::native::client::{context, fatal_error, fatal_or};
+use crate::native::owned::Owned;
+use crate::native::reports::Reports;
 use crate::report::Persistence;
 use crate::report::Timestamp;
 use crate::sync::block_on::Reporting;
@@ -29,41 +38,125 @@ use crate::sync::block_on::Reporting;
 pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t) {
     // SAFETY: valid configuration (function contract); signatures match.
     unsafe {
-        rd::rd_kafka_conf_set_dr_msg_cb(conf, Some(delivery_report));
+        // Delivery reports as events, whatever `enabled_events` said
+        // (librdkafka adds the error events itself, for the `error_cb`).
+        rd::rd_kafka_conf_set_events(conf, rd::RD_KAFKA_EVENT_DR);
+        rd::rd_kafka_conf_set_background_event_cb(conf, Some(background_event));
+        // Never called while the background event callback takes the
+        // events; set so that librdkafka raises error events and emits
+        // statistics at all.
+        rd::rd_kafka_conf_set_error_cb(conf, Some(unused_error));
+        rd::rd_kafka_conf_set_stats_cb(conf, Some(unused_statistics));
         rd::rd_kafka_conf_set_log_cb(conf, Some(log));
-        rd::rd_kafka_conf_set_error_cb(conf, Some(error));
-        rd::rd_kafka_conf_set_stats_cb(conf, Some(statistics));
     }
 }
 
-/// The delivery report of one record: complete its slot.
-unsafe extern "C" fn delivery_report(
+/// One event from librdkafka's background queue; destroyed on return.
+unsafe extern "C" fn background_event(
     rk: *mut rd::rd_kafka_t,
-    message: *const rd::rd_kafka_message_t,
+    event: *mut rd::rd_kafka_event_t,
     opaque: *mut c_void,
 ) {
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: librdkafka passes a valid message and our client's opaque
-        // for the duration of the call.
-        let (context, message) = unsafe { (context(opaque), &*message) };
+    // SAFETY: librdkafka hands the event over to us, to destroy.
+    let Some(event) = (unsafe { Owned::from_raw(event) }) else {
+        return;
+    };
+    // SAFETY: a live event.
+    let kind = unsafe { rd::rd_kafka_event_type(event.ptr()) };
+    match kind {
+        rd::RD_KAFKA_EVENT_DR => {
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: our client's opaque, alive for the call.
+                let reports = unsafe { &*context(opaque).reports };
+                let mut run = DeliveryReports {
+                    rk,
+                    event: &event,
+                    reports,
+                };
+                // SAFETY: librdkafka reports only records we handed over,
+                // whose tickets were published.
+                unsafe { reports.complete_run(&mut run) };
+            }));
+            if result.is_err() {
+                log::error!("panic in the delivery-report path; aborting to keep futures sound");
+                std::process::abort();
+            }
+        }
+        rd::RD_KAFKA_EVENT_ERROR => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: a live error event; its string lives as long.
+                let (code, fatal, reason) = unsafe {
+                    (
+                        rd::rd_kafka_event_error(event.ptr()),
+                        rd::rd_kafka_event_error_is_fatal(event.ptr()) != 0,
+                        c_str(rd::rd_kafka_event_error_string(event.ptr())),
+                    )
+                };
+                // SAFETY: our client's opaque, alive for the call.
+                let reports = unsafe { &*context(opaque).reports };
+                client_error(rk, RDKafkaErrorCode::from(code), fatal, &reason, reports);
+            }));
+        }
+        rd::RD_KAFKA_EVENT_STATS => {
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: a live statistics event: a NUL-terminated JSON
+                // string that lives as long as the event.
+                let json = unsafe { CStr::from_ptr(rd::rd_kafka_event_stats(event.ptr())) };
+                // SAFETY: our client's opaque, alive for the call.
+                let reports = unsafe { &*context(opaque).reports };
+                reports.statistics(json.to_string_lossy().into_owned());
+            }));
+        }
+        // Nothing else is enabled; anything else is only destroyed.
+        _ => {}
+    }
+}
+
+/// The reports of one delivery-report event, as `(ticket, outcome)`.
+struct DeliveryReports<'a> {
+    rk: *mut rd::rd_kafka_t,
+    event: &'a Owned<rd::rd_kafka_event_t>,
+    reports: &'a dyn Reports,
+}
+
+impl Iterator for DeliveryReports<'_> {
+    type Item = (Ticket, Outcome);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // SAFETY: a live delivery-report event; the message stays valid
+        // until the event is destroyed, after the run.
+        let message = unsafe { rd::rd_kafka_event_message_next(self.event.ptr()).as_ref() }?;
         let ticket = Ticket::from_opaque(message._private);
-        // SAFETY: `message` is valid for this call.
+        // SAFETY: a message of the event, valid meanwhile.
         let outcome = match unsafe { outcome(message) } {
             // A record failed by a fatal error (or by the purge librdkafka
             // runs after one) says so.
             Outcome::Failed { error, persistence } => Outcome::Failed {
-                error: fatal_or(&*context.reports, rk, error),
+                error: fatal_or(self.reports, self.rk, error),
                 persistence,
             },
             delivered => delivered,
         };
-        // SAFETY: librdkafka reports only records we handed over, whose
-        // tickets were published.
-        unsafe { context.reports.complete(ticket, outcome) };
-    }));
-    if result.is_err() {
-        log::error!("panic in the delivery-report path; aborting to keep futures sound");
-        std::process::abort();
+        Some((ticket, outcome))
+    }
+}
+
+/// A client-wide error (brokers down, fatal idempotence errors): logged; a
+/// fatal one stops intake at once (the first fatal error counts).
+fn client_error(
+    rk: *mut rd::rd_kafka_t,
+    code: RDKafkaErrorCode,
+    fatal: bool,
+    reason: &str,
+    reports: &dyn Reports,
+) {
+    if !fatal {
+        log::warn!(target: "librdkafka", "{code:?}: {reason}");
+        return;
+    }
+    log::error!(target: "librdkafka", "fatal error: {reason}");
+    if let Some(fatal) = fatal_error(rk) {
+        let _ = reports.set_fatal(fatal);
     }
 }
 
@@ -131,52 +224,23 @@ unsafe extern "C" fn log(
     });
 }
 
-/// Client-wide errors (brokers down, fatal idempotence errors).
-unsafe extern "C" fn error(
-    rk: *mut rd::rd_kafka_t,
-    code: c_int,
-    reason: *const c_char,
-    opaque: *mut c_void,
+/// Registered so that librdkafka raises error events; never called, since
+/// the background event callback takes them ([`background_event`]).
+unsafe extern "C" fn unused_error(
+    _rk: *mut rd::rd_kafka_t,
+    _code: c_int,
+    _reason: *const c_char,
+    _opaque: *mut c_void,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let code = RDKafkaRespErr::try_from(code).map(RDKafkaErrorCode::from);
-        // SAFETY: NUL-terminated string valid for the call.
-        let reason = unsafe { c_str(reason) };
-        match code {
-            Ok(RDKafkaErrorCode::Fatal) => {
-                log::error!(target: "librdkafka", "fatal error: {reason}");
-                if let Some(fatal) = fatal_error(rk) {
-                    // SAFETY: our client's opaque, alive for the call.
-                    let context = unsafe { context(opaque) };
-                    // Intake stops at once (the first fatal error counts).
-                    let _ = context.reports.set_fatal(fatal);
-                }
-            }
-            Ok(code) => log::warn!(target: "librdkafka", "{code:?}: {reason}"),
-            Err(_) => log::warn!(target: "librdkafka", "error {reason}"),
-        }
-    }));
 }
 
-/// librdkafka's statistics JSON (`statistics.interval.ms`): kept for
-/// [`AioProducer::stats`](crate::AioProducer::stats).
-unsafe extern "C" fn statistics(
+/// Registered so that librdkafka emits statistics; never called, since the
+/// background event callback takes them ([`background_event`]).
+unsafe extern "C" fn unused_statistics(
     _rk: *mut rd::rd_kafka_t,
-    json: *mut c_char,
-    len: usize,
-    opaque: *mut c_void,
+    _json: *mut c_char,
+    _len: usize,
+    _opaque: *mut c_void,
 ) -> c_int {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: librdkafka passes `len` readable bytes and our opaque.
-        let (context, bytes) = unsafe {
-            (
-                context(opaque),
-                std::slice::from_raw_parts(json.cast::<u8>(), len),
-            )
-        };
-        context
-            .reports
-            .statistics(String::from_utf8_lossy(bytes).into_owned());
-    }));
-    0 // librdkafka frees the JSON.
+    0
 }

@@ -181,7 +181,7 @@ pub(crate) struct NativeSettings {
 /// an alias; the `topic.` prefix) and its defaults.
 ///
 /// Refused, because they break the invariant that every record gets
-/// exactly one delivery report through our `dr_msg_cb` and `close()`
+/// exactly one delivery report through our delivery-report events and `close()`
 /// returns:
 ///
 /// | property | refused value | why |
@@ -195,10 +195,10 @@ pub(crate) struct NativeSettings {
 /// `ssl_key`, ...) can be set only through their dedicated functions.
 ///
 /// Not refused, though they touch delivery reports: `produce.offset.report`
-/// (deprecated, "no longer used" by librdkafka); `enabled_events` (with a
-/// `dr_msg_cb` installed librdkafka reports through the callback whatever
-/// the event mask); `queue.buffering.max.messages` (we set it from our own
-/// bound); a long `linger.ms` or `message.timeout.ms` (slow, but bounded).
+/// (deprecated, "no longer used" by librdkafka); `enabled_events` (we set
+/// the event mask ourselves after every property, `callbacks.rs`);
+/// `queue.buffering.max.messages` (we set it from our own bound); a long
+/// `linger.ms` or `message.timeout.ms` (slow, but bounded).
 pub(crate) fn check_native(native: &NativeClientConfig) -> Result<NativeSettings, Error> {
     if native_get(native, "delivery.report.only.error")? == "true" {
         return Err(Error::config(

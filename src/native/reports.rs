@@ -12,19 +12,20 @@ use crate::sync::Arc;
 
 /// What the producer offers the librdkafka side.
 pub(crate) trait Reports: Send + Sync {
-    /// Completes the record behind `ticket` with `outcome` (its delivery
-    /// report; stale or duplicate reports are ignored).
+    /// Completes the records of a run of delivery reports (one event of
+    /// librdkafka's), each with its outcome; stale or duplicate reports are
+    /// ignored.
     ///
     /// # Safety
-    /// `ticket` was published to a ring (the record left the producer's
-    /// intake).
-    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome);
+    /// Every ticket of `run` was published to a ring (the record left the
+    /// producer's intake).
+    unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>);
 
     /// Fails the record behind `ticket` before librdkafka saw it (refused
     /// at hand-over).
     ///
     /// # Safety
-    /// As for [`Reports::complete`].
+    /// As for [`Reports::complete_run`].
     unsafe fn refuse(&self, ticket: Ticket, error: Error);
 
     /// The record behind `ticket`, while it is handed over.
@@ -47,9 +48,9 @@ pub(crate) trait Reports: Send + Sync {
 
 /// Shared producer state reports through the `Arc` the client's context holds.
 impl<T: Reports + ?Sized> Reports for Arc<T> {
-    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
+    unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>) {
         // SAFETY: forwarded contract.
-        unsafe { (**self).complete(ticket, outcome) }
+        unsafe { (**self).complete_run(run) }
     }
 
     unsafe fn refuse(&self, ticket: Ticket, error: Error) {

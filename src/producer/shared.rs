@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
-use crate::delivery::ledger::{Ledger, Parity};
+use crate::delivery::ledger::{Ledger, Parity, Reported};
 use crate::delivery::pool::Pool;
 use crate::delivery::slot::{Next, Outcome};
 use crate::delivery::ticket::Ticket;
@@ -19,6 +19,11 @@ use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
 use crate::worker::{Host, Remote};
+
+/// Reports claimed before their room is freed and their outcomes published
+/// together ([`Shared::complete_run`]): enough that the ledger's updates per
+/// record vanish, few enough to keep their indices on the stack.
+const RUN_CHUNK: usize = 64;
 
 /// Everything the producer's threads share.
 #[derive(Debug)]
@@ -178,29 +183,68 @@ impl Shared {
     /// duplicate report (wrong generation, already claimed) is ignored.
     ///
     /// # Safety
-    /// `ticket` was published to a ring (see [`Slot::complete`]).
+    /// `ticket` was published to a ring (see [`Slot::claim`]).
     pub unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
-        let slot = self.pool.slot(ticket.index());
-        let ok = outcome.is_ok();
-        // The record's room under the bound is freed on the claim, before
-        // its future can see the report: a caller that has read a report
-        // finds the room it freed.
-        let claimed = || self.ledger.free_room();
         // SAFETY: forwarded contract.
-        let claimed = unsafe { slot.complete(ticket.generation(), outcome, claimed) };
-        let Some(claim) = claimed else {
-            log::debug!(
-                "ignored a stale delivery report for slot {}",
-                ticket.index()
-            );
-            return;
-        };
-        self.ledger.complete(claim.parity, ok);
-        match claim.next {
-            Next::Wake => slot.wake(),
-            Next::Nothing => {}
-            // SAFETY: the claim said nobody else will touch the slot.
-            Next::Release => unsafe { self.pool.release(ticket.index()) },
+        unsafe { self.complete_run(&mut std::iter::once((ticket, outcome))) }
+    }
+
+    /// Completes a run of records, each exactly once (stale or duplicate
+    /// reports are ignored), with one update of the ledger per
+    /// [`RUN_CHUNK`] records instead of one per record.
+    ///
+    /// Each chunk is claimed first, every outcome stored out of sight; then
+    /// the chunk's room under the bound is freed, before any of its
+    /// outcomes is visible (a caller that has read a report finds the room
+    /// it freed); then each outcome is published (futures woken, callbacks
+    /// run); then the reports are counted, which is what flush and close
+    /// wait for (so they see every outcome).
+    ///
+    /// # Safety
+    /// Every ticket of `run` was published to a ring (see [`Slot::claim`]).
+    pub unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>) {
+        let mut claimed = [0u32; RUN_CHUNK];
+        loop {
+            let (mut count, mut reported) = (0, Reported::default());
+            for (ticket, outcome) in &mut *run {
+                // SAFETY: forwarded contract.
+                match unsafe {
+                    self.pool
+                        .slot(ticket.index())
+                        .claim(ticket.generation(), outcome)
+                } {
+                    Some(claim) => {
+                        reported.add(claim.parity, claim.ok);
+                        claimed[count] = ticket.index();
+                        count += 1;
+                        if count == RUN_CHUNK {
+                            break;
+                        }
+                    }
+                    None => log::debug!(
+                        "ignored a stale delivery report for slot {}",
+                        ticket.index()
+                    ),
+                }
+            }
+            if count == 0 {
+                return;
+            }
+            self.ledger.free_room(reported.total());
+            for &index in &claimed[..count] {
+                let slot = self.pool.slot(index);
+                // SAFETY: claimed above, not yet published.
+                match unsafe { slot.publish() } {
+                    Next::Wake => slot.wake(),
+                    Next::Nothing => {}
+                    // SAFETY: the slot said nobody else will touch it.
+                    Next::Release => unsafe { self.pool.release(index) },
+                }
+            }
+            self.ledger.complete(&reported);
+            if count < RUN_CHUNK {
+                return;
+            }
         }
     }
 
@@ -228,9 +272,9 @@ impl Shared {
 
 /// The producer's side of librdkafka's reports (`native/reports.rs`).
 impl Reports for Shared {
-    unsafe fn complete(&self, ticket: Ticket, outcome: Outcome) {
+    unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>) {
         // SAFETY: forwarded contract.
-        unsafe { Shared::complete(self, ticket, outcome) }
+        unsafe { Shared::complete_run(self, run) }
     }
 
     /// Counts the record as lost to the current transaction unless it was

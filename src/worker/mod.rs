@@ -50,7 +50,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::NativeProducer;
@@ -196,7 +195,7 @@ impl Core {
         // SAFETY: the ticket was popped under the baton and not handed over.
         if unsafe { shared.purged_at_hand_over(ticket) } {
             // SAFETY: the ticket was published (popped from the ring).
-            unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
+            unsafe { shared.refuse(ticket, Error::Purged) };
             return true;
         }
         // SAFETY: the ticket was popped under the baton and not handed
@@ -462,7 +461,7 @@ impl<C: Host + 'static> Worker<C> {
         if let Some(request) = remote.purge_pending() {
             // SAFETY: every ticket failed here was published (popped from
             // the ring, or held since).
-            let fail = |ticket| unsafe { shared.complete(ticket, Outcome::failed(Error::Purged)) };
+            let fail = |ticket| unsafe { shared.refuse(ticket, Error::Purged) };
             if let Some(ticket) = core.unplaced.take() {
                 fail(ticket);
             }
