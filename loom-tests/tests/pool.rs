@@ -66,7 +66,8 @@ fn model() {
                 // slot, whoever holds it now.
                 // SAFETY: a generation released above: stale.
                 let stale = unsafe {
-                    pool.slot(index).claim(generation, Outcome::failed(aioproducer::Error::Purged))
+                    pool.slot(index)
+                        .claim(generation, Outcome::failed(aioproducer::Error::Purged))
                 };
                 assert!(stale.is_none(), "a stale ticket completed slot {index}");
             })
