@@ -3,7 +3,8 @@
 //! observed exactly once and is fully written before it is read (loom tracks
 //! the slot's cells), the waker is never lost (a lost wake-up leaves
 //! `block_on` parked forever, which loom reports as a deadlock), and the
-//! slot returns to the pool exactly once.
+//! slot returns to the pool exactly once. Model 2b: a run of reports (one
+//! delivery-report event) frees its room before any outcome is visible.
 #![cfg(aioproducer_loom)]
 
 use loom::sync::Arc;
@@ -108,4 +109,66 @@ fn twin_skipped_poll_recheck() {
 #[test]
 fn slot_model_catches_a_lost_wake_up() {
     assert_twin_fails("twin_skipped_poll_recheck", "deadlock");
+}
+
+/// Two records in flight under a bound of two, both reported in one run
+/// (one delivery-report event). The run frees both records' room before
+/// either outcome is visible: a caller that has read the first report can
+/// admit a record at once.
+fn run_frees_room_before_publishing() {
+    let shared = Arc::new(Shared::new(SharedConfig {
+        max_in_flight: 2,
+        workers: 1,
+        ring_capacity: 2,
+        limits: SizeLimits::NONE,
+        producers_hand_over: false,
+    }));
+    let tickets: Vec<Ticket> = (0..2)
+        .map(|_| {
+            let index = shared.pool().acquire();
+            let parity = shared.ledger().admit().unwrap();
+            // SAFETY: just acquired, never published.
+            let generation = unsafe { shared.pool().slot(index).occupy(record("r"), None, parity) };
+            Ticket::new(index, generation)
+        })
+        .collect();
+    // SAFETY: the one future of the first record.
+    let first = unsafe { delivery_future(Arc::clone(shared.pool()), tickets[0].index()) };
+    let completer = {
+        let (shared, tickets) = (Arc::clone(&shared), tickets.clone());
+        thread::spawn(move || {
+            let mut run = tickets.into_iter().map(|ticket| (ticket, delivered()));
+            // SAFETY: no intake owns these records any more.
+            unsafe { shared.complete_run(&mut run) }
+        })
+    };
+    loom::future::block_on(first).expect("delivered");
+    assert!(
+        shared.ledger().admit().is_ok(),
+        "a caller that read a report found no room"
+    );
+    completer.join().unwrap();
+    // SAFETY: the one future of the second record, reported by now.
+    let second = unsafe { delivery_future(Arc::clone(shared.pool()), tickets[1].index()) };
+    loom::future::block_on(second).expect("delivered");
+    assert_eq!(shared.ledger().completed(), 2);
+}
+
+#[test]
+fn a_run_of_reports_frees_room_before_any_is_visible() {
+    check(run_frees_room_before_publishing);
+}
+
+#[test]
+#[ignore = "a seeded-bug twin, run by the test below in a child process"]
+fn twin_room_freed_after_publishing() {
+    check_with_bug(Bug::FreeRoomAfterPublish, run_frees_room_before_publishing);
+}
+
+#[test]
+fn run_model_catches_room_freed_after_publishing() {
+    assert_twin_fails(
+        "twin_room_freed_after_publishing",
+        "a caller that read a report found no room",
+    );
 }

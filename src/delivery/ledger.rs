@@ -475,6 +475,7 @@ mod tests {
         let ledger = Ledger::new(10);
         let early: Vec<Parity> = (0..3).map(|_| ledger.admit().unwrap()).collect();
         let target = ledger.flush_target();
+        assert!(!ledger.advance(target), "early records are pending");
         let late = ledger.admit().unwrap();
         assert_ne!(early[0], late);
         let mut reported = Reported::default();

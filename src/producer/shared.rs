@@ -15,6 +15,7 @@ use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::reports::Reports;
 use crate::record::{Record, SizeLimits};
+use crate::sync::bugs::{self, Bug};
 use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicU64, Mutex};
 use crate::worker::timer::Timer;
@@ -230,7 +231,10 @@ impl Shared {
             if count == 0 {
                 return;
             }
-            self.ledger.free_room(reported.total());
+            let late = bugs::active(Bug::FreeRoomAfterPublish);
+            if !late {
+                self.ledger.free_room(reported.total());
+            }
             for &index in &claimed[..count] {
                 let slot = self.pool.slot(index);
                 // SAFETY: claimed above, not yet published.
@@ -240,6 +244,9 @@ impl Shared {
                     // SAFETY: the slot said nobody else will touch it.
                     Next::Release => unsafe { self.pool.release(index) },
                 }
+            }
+            if late {
+                self.ledger.free_room(reported.total());
             }
             self.ledger.complete(&reported);
             if count < RUN_CHUNK {

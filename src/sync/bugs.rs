@@ -40,6 +40,9 @@ pub enum Bug {
     /// A report does not wake a producer waiting for room under the bound
     /// on records in flight.
     SkipRoomNotify,
+    /// A run of reports frees its room under the bound only after its
+    /// outcomes are visible.
+    FreeRoomAfterPublish,
     /// A producer that finds the worker asleep and its baton held neither
     /// hands over nor wakes the worker.
     SkipBusyBatonWake,
