@@ -54,7 +54,7 @@
 //!    │                        main queue, forwarded to the background queue
 //!    ▼
 //!  rdk:bg (librdkafka)        delivery-report event: Slot.claim ×n → room freed →
-//!    │                        Slot.publish + wake ×n → Ledger.complete once
+//!    │                        Slot.publish ×n → Ledger.complete once → wake ×n
 //!    ▼
 //!  DeliveryFuture             takes the outcome, returns the slot to the Pool
 //! ```

@@ -263,3 +263,34 @@ fn stats_report_pool_workers_and_librdkafka_statistics() {
     let json = stats.librdkafka.expect("librdkafka statistics arrived");
     assert!(json.contains("\"msg_cnt\""), "{json}");
 }
+
+/// Reports arrive in runs (one librdkafka event per partition batch), and a
+/// caller woken by one of them finds it already counted: in the statistics,
+/// in `len`, and in the room under the bound.
+#[test]
+fn a_caller_woken_by_its_report_finds_it_counted() {
+    let cluster = cluster("counted", 1);
+    let producer = builder(&cluster).build().unwrap();
+    let topic = Topic::from("counted");
+    run(Duration::from_secs(60), async {
+        for round in 0..20u64 {
+            let futures: Vec<DeliveryFuture> = (0..64)
+                .map(|i| {
+                    let record = Record::new(&topic).with_payload(format!("{round}-{i}"));
+                    producer.try_produce(record).expect("room")
+                })
+                .collect();
+            let before = producer.stats();
+            for (i, future) in futures.into_iter().enumerate() {
+                future.await.expect("delivered");
+                let stats = producer.stats();
+                let reported = stats.delivered + stats.failed - (before.delivered + before.failed);
+                assert!(
+                    reported > i as u64,
+                    "round {round}: record {i} was read before it was counted ({reported} counted)"
+                );
+            }
+            assert_eq!(producer.len(), 0, "round {round}: every report counted");
+        }
+    });
+}

@@ -189,7 +189,7 @@ impl Outcome {
 }
 
 /// What a completer must do after [`Slot::publish`].
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub enum Next {
     /// Wake the waiting future ([`Slot::wake`]).

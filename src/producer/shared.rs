@@ -197,14 +197,16 @@ impl Shared {
     /// Each chunk is claimed first, every outcome stored out of sight; then
     /// the chunk's room under the bound is freed, before any of its
     /// outcomes is visible (a caller that has read a report finds the room
-    /// it freed); then each outcome is published (futures woken, callbacks
-    /// run); then the reports are counted, which is what flush and close
-    /// wait for (so they see every outcome).
+    /// it freed); then each outcome is published (callbacks run); then the
+    /// reports are counted, which is what flush and close wait for (so they
+    /// see every outcome); then the futures are woken (so a woken caller
+    /// finds its report counted) and detached slots released.
     ///
     /// # Safety
     /// Every ticket of `run` was published to a ring (see [`Slot::claim`]).
     pub unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>) {
         let mut claimed = [0u32; RUN_CHUNK];
+        let mut next = [Next::Nothing; RUN_CHUNK];
         loop {
             let (mut count, mut reported) = (0, Reported::default());
             for (ticket, outcome) in &mut *run {
@@ -235,20 +237,24 @@ impl Shared {
             if !late {
                 self.ledger.free_room(reported.total());
             }
-            for &index in &claimed[..count] {
-                let slot = self.pool.slot(index);
+            for (index, next) in claimed[..count].iter().zip(&mut next) {
                 // SAFETY: claimed above, not yet published.
-                match unsafe { slot.publish() } {
-                    Next::Wake => slot.wake(),
+                *next = unsafe { self.pool.slot(*index).publish() };
+            }
+            if late {
+                self.ledger.free_room(reported.total());
+            }
+            // Counted before anyone is woken: a caller woken by its report
+            // finds it in the statistics, `len` and `in_flight`.
+            self.ledger.complete(&reported);
+            for (&index, &next) in claimed[..count].iter().zip(&next) {
+                match next {
+                    Next::Wake => self.pool.slot(index).wake(),
                     Next::Nothing => {}
                     // SAFETY: the slot said nobody else will touch it.
                     Next::Release => unsafe { self.pool.release(index) },
                 }
             }
-            if late {
-                self.ledger.free_room(reported.total());
-            }
-            self.ledger.complete(&reported);
             if count < RUN_CHUNK {
                 return;
             }
