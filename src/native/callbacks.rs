@@ -38,15 +38,16 @@ use crate::sync::block_on::Reporting;
 pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t) {
     // SAFETY: valid configuration (function contract); signatures match.
     unsafe {
-        // Delivery reports as events, whatever `enabled_events` said
-        // (librdkafka adds the error events itself, for the `error_cb`).
-        rd::rd_kafka_conf_set_events(conf, rd::RD_KAFKA_EVENT_DR);
+        // Delivery reports, client errors and statistics as events to one
+        // callback, whatever `enabled_events` said. (librdkafka emits
+        // statistics every `statistics.interval.ms` and queues errors
+        // whatever the mask; the error bit also makes it log a fatal error
+        // as it happens.)
+        rd::rd_kafka_conf_set_events(
+            conf,
+            rd::RD_KAFKA_EVENT_DR | rd::RD_KAFKA_EVENT_ERROR | rd::RD_KAFKA_EVENT_STATS,
+        );
         rd::rd_kafka_conf_set_background_event_cb(conf, Some(background_event));
-        // Never called while the background event callback takes the
-        // events; set so that librdkafka raises error events and emits
-        // statistics at all.
-        rd::rd_kafka_conf_set_error_cb(conf, Some(unused_error));
-        rd::rd_kafka_conf_set_stats_cb(conf, Some(unused_statistics));
         rd::rd_kafka_conf_set_log_cb(conf, Some(log));
     }
 }
@@ -61,13 +62,16 @@ unsafe extern "C" fn background_event(
     let Some(event) = (unsafe { Owned::from_raw(event) }) else {
         return;
     };
-    // SAFETY: a live event.
-    let kind = unsafe { rd::rd_kafka_event_type(event.ptr()) };
+    // SAFETY: a live event; our client's opaque, alive for the call.
+    let (kind, reports) = unsafe {
+        (
+            rd::rd_kafka_event_type(event.ptr()),
+            &*context(opaque).reports,
+        )
+    };
     match kind {
         rd::RD_KAFKA_EVENT_DR => {
             let result = catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: our client's opaque, alive for the call.
-                let reports = unsafe { &*context(opaque).reports };
                 let mut run = DeliveryReports {
                     rk,
                     event: &event,
@@ -92,8 +96,6 @@ unsafe extern "C" fn background_event(
                         c_str(rd::rd_kafka_event_error_string(event.ptr())),
                     )
                 };
-                // SAFETY: our client's opaque, alive for the call.
-                let reports = unsafe { &*context(opaque).reports };
                 client_error(rk, RDKafkaErrorCode::from(code), fatal, &reason, reports);
             }));
         }
@@ -102,8 +104,6 @@ unsafe extern "C" fn background_event(
                 // SAFETY: a live statistics event: a NUL-terminated JSON
                 // string that lives as long as the event.
                 let json = unsafe { CStr::from_ptr(rd::rd_kafka_event_stats(event.ptr())) };
-                // SAFETY: our client's opaque, alive for the call.
-                let reports = unsafe { &*context(opaque).reports };
                 reports.statistics(json.to_string_lossy().into_owned());
             }));
         }
@@ -222,25 +222,4 @@ unsafe extern "C" fn log(
             log::log!(target: "librdkafka", level, "{facility}: {line}");
         }
     });
-}
-
-/// Registered so that librdkafka raises error events; never called, since
-/// the background event callback takes them ([`background_event`]).
-unsafe extern "C" fn unused_error(
-    _rk: *mut rd::rd_kafka_t,
-    _code: c_int,
-    _reason: *const c_char,
-    _opaque: *mut c_void,
-) {
-}
-
-/// Registered so that librdkafka emits statistics; never called, since the
-/// background event callback takes them ([`background_event`]).
-unsafe extern "C" fn unused_statistics(
-    _rk: *mut rd::rd_kafka_t,
-    _json: *mut c_char,
-    _len: usize,
-    _opaque: *mut c_void,
-) -> c_int {
-    0
 }
