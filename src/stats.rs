@@ -59,6 +59,12 @@ pub struct WorkerStats {
     /// Of `records`, those that producers handed over on its behalf while
     /// it slept (no thread hop; see the crate docs).
     pub handed_over_by_producers: u64,
+    /// Of `records`, those with no key and no partition whose partition it
+    /// chose itself, sticky, among the partitions the topic's metadata
+    /// shows with a leader (as librdkafka's sticky partitioner does, minus
+    /// its per-record partition lookup and clock reads); the others went to
+    /// librdkafka's partitioner or to their explicit partition.
+    pub partitioned: u64,
     /// Topic handles it holds (those of topics in use: idle ones are
     /// evicted once there are many).
     pub topics: usize,

@@ -1,7 +1,9 @@
 //! Real broker, per-topic failures stay per record: an unknown topic (with
 //! auto-creation off, as `scripts/kafka` runs the broker) fails its own
 //! records with a typed error, and a record over its topic's
-//! `max.message.bytes` fails alone while its neighbours are delivered.
+//! `max.message.bytes` fails alone while its neighbours are delivered; a
+//! topic made again with fewer partitions than the worker last read loses
+//! no unkeyed record.
 
 mod common;
 
@@ -9,7 +11,9 @@ use std::time::Duration;
 
 use aioproducer::rdkafka::types::RDKafkaErrorCode;
 use aioproducer::{AioProducer, Record};
-use common::kafka::{bootstrap, create_topic, only_the_oversized_record_fails, unique_topic};
+use common::kafka::{
+    bootstrap, create_topic, only_the_oversized_record_fails, remake_topic, unique_topic,
+};
 use common::{by_payload, consume_all, run};
 
 #[test]
@@ -69,4 +73,46 @@ fn a_record_over_its_topics_limit_fails_alone_and_its_batch_neighbours_are_deliv
     only_the_oversized_record_fails(&producer, &topic);
     let stored = consume_all(&bootstrap, &topic, 1, 4);
     assert_eq!(by_payload(&stored).len(), 4);
+}
+
+#[test]
+fn unkeyed_records_for_a_topic_made_again_with_fewer_partitions_are_all_delivered() {
+    let Some(bootstrap) = bootstrap() else { return };
+    let topic = unique_topic("shrunk");
+    create_topic(&bootstrap, &topic, 6, &[]);
+    let producer = AioProducer::builder()
+        .bootstrap_servers(&bootstrap)
+        // librdkafka learns the new partition count within half a second;
+        // the worker's own list is read again only after 10 s.
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .build()
+        .unwrap();
+    let partitioned = || -> u64 { producer.stats().workers.iter().map(|w| w.partitioned).sum() };
+    let send = |records: usize, label: &'static str| {
+        run(Duration::from_secs(60), async {
+            let mut partitions = Vec::new();
+            for i in 0..records {
+                let record = Record::new(topic.clone()).with_payload(format!("{label}-{i}"));
+                let delivered = producer.produce(record).await.unwrap().await;
+                partitions.push(delivered.expect("delivered").partition);
+                // Further apart than the sticky interval: each record may
+                // get a new partition.
+                std::thread::sleep(Duration::from_millis(11));
+            }
+            partitions
+        })
+    };
+    send(1, "warm-up");
+    // The worker now holds the topic; its partitions are read at once.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = send(60, "six");
+    assert!(partitioned() > 0, "the worker chose partitions");
+    assert!(before.iter().any(|&p| p > 0), "{before:?}");
+    remake_topic(&bootstrap, &topic, 1);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = send(100, "one");
+    assert!(after.iter().all(|&p| p == 0), "{after:?}");
+    drop(producer);
+    let stored = consume_all(&bootstrap, &topic, 1, 100);
+    assert_eq!(by_payload(&stored).len(), 100);
 }

@@ -35,7 +35,7 @@ const LAYERS: &[&str] = &[
     "native::txn",
     "native::handover",
     "native::topic",
-    "native::limits",
+    "native::metadata",
     "native::callbacks",
     "native::client",
     "native::reports",

@@ -28,7 +28,7 @@ fn model() {
         if remote.take_force() {
             handed_over += held;
             held = 0;
-            remote.count_hand_over(1, 1, false);
+            remote.clear_deadline();
         } else {
             remote.park();
         }

@@ -1,4 +1,5 @@
-//! Asking the cluster for a topic's `max.message.bytes`.
+//! Asking the cluster about a topic: its `max.message.bytes`, and which of
+//! its partitions have a leader.
 //!
 //! The broker rejects a whole record batch when it is larger than the
 //! topic's `max.message.bytes`, and librdkafka does not split the batch and
@@ -12,6 +13,10 @@
 //! that is none of its brokers, and a request would wait out its timeout
 //! there, so the cluster is first checked for a reachable controller
 //! ([`controller_reachable`]).
+//!
+//! Partitions come from a `Metadata` request for the one topic, which any
+//! broker answers (the mock cluster too); librdkafka's own view of the
+//! topic is updated from the same answer.
 
 use std::ffi::CString;
 use std::ptr;
@@ -112,5 +117,64 @@ pub(crate) fn topic_max_message_bytes(
             }
         }
         Err("max.message.bytes not in the answer".into())
+    }
+}
+
+/// Why a topic's partitions could not be read.
+#[derive(Debug)]
+pub(crate) enum PartitionsUnknown {
+    /// No broker answered: the cluster is down or not reached yet.
+    Unreachable(String),
+    /// The cluster answered for the topic with an error (no such topic, not
+    /// authorised, ...).
+    Topic(String),
+}
+
+/// The partitions of `topic` that have a leader, in ascending order.
+///
+/// Blocks the calling thread for up to `timeout`.
+pub(crate) fn available_partitions(
+    rk: *mut rd::rd_kafka_t,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, PartitionsUnknown> {
+    let name = CString::new(topic)
+        .map_err(|_| PartitionsUnknown::Topic("topic name contains NUL".into()))?;
+    // SAFETY: `rk` is a live handle (the caller holds the producer); the
+    // topic handle is ours (`Owned`) until the end of the block and the
+    // metadata is destroyed before it ends; arrays are read within the
+    // counts librdkafka gives with them.
+    unsafe {
+        let handle = Owned::from_raw(rd::rd_kafka_topic_new(rk, name.as_ptr(), ptr::null_mut()))
+            .ok_or_else(|| PartitionsUnknown::Topic("librdkafka refused a handle".into()))?;
+        let mut metadata = ptr::null();
+        let err = rd::rd_kafka_metadata(rk, 0, handle.ptr(), &mut metadata, millis(timeout));
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || metadata.is_null() {
+            let reason = c_str(rd::rd_kafka_err2str(err));
+            return Err(PartitionsUnknown::Unreachable(reason));
+        }
+        let topics = (*metadata).topics;
+        let count = usize::try_from((*metadata).topic_cnt).unwrap_or(0);
+        let found = (0..count)
+            .map(|i| &*topics.add(i))
+            .find(|t| c_str(t.topic) == topic);
+        let read = match found {
+            None => Err(PartitionsUnknown::Topic("not in the answer".into())),
+            Some(t) if t.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
+                Err(PartitionsUnknown::Topic(c_str(rd::rd_kafka_err2str(t.err))))
+            }
+            Some(t) => {
+                let count = usize::try_from(t.partition_cnt).unwrap_or(0);
+                let mut available: Vec<i32> = (0..count)
+                    .map(|i| &*t.partitions.add(i))
+                    .filter(|p| p.leader >= 0)
+                    .map(|p| p.id)
+                    .collect();
+                available.sort_unstable();
+                Ok(available)
+            }
+        };
+        rd::rd_kafka_metadata_destroy(metadata);
+        read
     }
 }

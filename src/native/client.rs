@@ -128,9 +128,20 @@ impl NativeProducer {
         self.client.native_ptr()
     }
 
+    /// The partitions of `topic` that have a leader, read from the cluster
+    /// (blocks for up to `timeout`; only the metadata thread calls it, see
+    /// `metadata.rs`).
+    pub(crate) fn available_partitions(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> Result<Vec<i32>, admin::PartitionsUnknown> {
+        admin::available_partitions(self.ptr(), topic, timeout)
+    }
+
     /// The topic's `max.message.bytes`, read from the cluster (blocks for
-    /// up to about `timeout`; only the limits thread calls it, see
-    /// `limits.rs`). Fails at once on a cluster found unable to answer
+    /// up to about `timeout`; only the metadata thread calls it, see
+    /// `metadata.rs`). Fails at once on a cluster found unable to answer
     /// admin requests, and within `CONTROLLER_WAIT` when no broker has
     /// answered yet.
     pub(crate) fn topic_max_message_bytes(
@@ -139,7 +150,7 @@ impl NativeProducer {
         timeout: Duration,
     ) -> Result<usize, LimitUnknown> {
         const CONTROLLER_WAIT: Duration = Duration::from_millis(500);
-        // Relaxed: a memo, written by the limits thread alone.
+        // Relaxed: a memo, written by the metadata thread alone.
         match self.admin.load(Relaxed) {
             ADMIN_NO => return Err(LimitUnknown::Never),
             ADMIN_UNKNOWN => match admin::controller_reachable(self.ptr(), CONTROLLER_WAIT) {

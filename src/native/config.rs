@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use rdkafka::config::{ClientConfig, NativeClientConfig};
 use rdkafka::error::KafkaError;
@@ -171,6 +172,12 @@ pub(crate) struct NativeSettings {
     /// `queue.buffering.max.kbytes` in bytes (× 1024, saturating at
     /// `usize::MAX` as librdkafka does).
     pub(crate) max_queue_bytes: usize,
+    /// How long librdkafka's sticky partitioner keeps a partition for
+    /// records with no key (`sticky.partitioning.linger.ms`, by default
+    /// twice `linger.ms`); `None` when it is not sticky (the interval is 0,
+    /// or the `partitioner` hashes a missing key: `consistent`, `murmur2`,
+    /// `fnv1a`).
+    pub(crate) sticky_linger: Option<Duration>,
 }
 
 /// Checks the configuration librdkafka actually parsed, and reads back what
@@ -199,7 +206,10 @@ pub(crate) struct NativeSettings {
 /// the event mask ourselves after every property, `callbacks.rs`);
 /// `queue.buffering.max.messages` (we set it from our own bound); a long
 /// `linger.ms` or `message.timeout.ms` (slow, but bounded).
-pub(crate) fn check_native(native: &NativeClientConfig) -> Result<NativeSettings, Error> {
+pub(crate) fn check_native(
+    config: &ClientConfig,
+    native: &NativeClientConfig,
+) -> Result<NativeSettings, Error> {
     if native_get(native, "delivery.report.only.error")? == "true" {
         return Err(Error::config(
             "delivery.report.only.error",
@@ -225,7 +235,33 @@ pub(crate) fn check_native(native: &NativeClientConfig) -> Result<NativeSettings
         max_message_bytes: native_number(native, "message.max.bytes")?,
         uncompressed: codec == "none",
         max_queue_bytes: native_number(native, "queue.buffering.max.kbytes")?.saturating_mul(1024),
+        sticky_linger: sticky_linger(config, native)?,
     })
+}
+
+/// The interval librdkafka's sticky partitioner will use (see
+/// [`NativeSettings::sticky_linger`]). The default is computed only when
+/// the client is made, so it is computed here the same way: twice
+/// `linger.ms`, in whole milliseconds, at most 900000.
+fn sticky_linger(
+    config: &ClientConfig,
+    native: &NativeClientConfig,
+) -> Result<Option<Duration>, Error> {
+    const KEY: &str = "sticky.partitioning.linger.ms";
+    let hashes_no_key = matches!(
+        topic_get(native, "partitioner")?.as_str(),
+        "consistent" | "murmur2" | "fnv1a"
+    );
+    let millis = if config.get(KEY).is_some() {
+        native_number(native, KEY)? as u64
+    } else {
+        let linger = native_get(native, "linger.ms")?;
+        let linger: f64 = linger
+            .parse()
+            .map_err(|_| Error::config("linger.ms", linger, "librdkafka holds no number here"))?;
+        (2.0 * linger).min(900_000.0) as u64
+    };
+    Ok((millis > 0 && !hashes_no_key).then(|| Duration::from_millis(millis)))
 }
 
 /// A whole-number property as librdkafka parsed it.
@@ -301,7 +337,7 @@ mod tests {
             Err(e) => return Some(e),
         };
         native_config(&config)
-            .and_then(|native| check_native(&native))
+            .and_then(|native| check_native(&config, &native))
             .err()
     }
 
@@ -352,7 +388,7 @@ mod tests {
     /// The settings `check_native` reads back from `builder`'s configuration.
     fn settings(builder: AioProducerBuilder) -> NativeSettings {
         let (config, _) = builder.client_config().unwrap();
-        check_native(&native_config(&config).unwrap()).unwrap()
+        check_native(&config, &native_config(&config).unwrap()).unwrap()
     }
 
     #[test]
@@ -364,6 +400,7 @@ mod tests {
                 max_message_bytes: 1_000_000,
                 uncompressed: true,
                 max_queue_bytes: 0x100000 * 1024,
+                sticky_linger: Some(Duration::from_millis(10)),
             }
         );
         let set = settings(
@@ -394,6 +431,35 @@ mod tests {
             .set("compression.codec", "lz4")
             .set("topic.compression.codec", "inherit");
         assert!(!settings(builder).uncompressed);
+    }
+
+    #[test]
+    fn the_sticky_interval_is_librdkafkas_own() {
+        let sticky = |builder: AioProducerBuilder| settings(builder).sticky_linger;
+        let ms = |n| Some(Duration::from_millis(n));
+        let set = |key, value| AioProducerBuilder::default().set(key, value);
+        assert_eq!(
+            sticky(AioProducerBuilder::default()),
+            ms(10),
+            "2 × linger.ms"
+        );
+        assert_eq!(sticky(set("linger.ms", "100")), ms(200));
+        assert_eq!(sticky(set("queue.buffering.max.ms", "0.6")), ms(1));
+        assert_eq!(sticky(set("linger.ms", "0")), None, "0: not sticky");
+        assert_eq!(sticky(set("sticky.partitioning.linger.ms", "3")), ms(3));
+        assert_eq!(sticky(set("sticky.partitioning.linger.ms", "0")), None);
+        for (partitioner, sticky_too) in [
+            ("consistent_random", true),
+            ("murmur2_random", true),
+            ("fnv1a_random", true),
+            ("random", true),
+            ("consistent", false),
+            ("murmur2", false),
+            ("fnv1a", false),
+        ] {
+            let interval = sticky(set("partitioner", partitioner));
+            assert_eq!(interval.is_some(), sticky_too, "{partitioner}");
+        }
     }
 
     #[test]

@@ -32,6 +32,13 @@
 //! reached by nothing but librdkafka's own wake-up, which comes only when
 //! its counts cross a threshold.
 //!
+//! A batch may go to a partition the worker chose from its own metadata
+//! (`topic.rs`), which can be older than librdkafka's: when librdkafka
+//! refuses such a call because the partition does not exist (a topic
+//! deleted and made again with fewer partitions), the records go again,
+//! in the same order, to librdkafka's partitioner, and the hand-over says
+//! so ([`Handed::fell_back`]); nothing fails for it.
+//!
 //! A record librdkafka refuses for any other reason (unknown partition,
 //! fatal error, transactional state) is failed on the handing-over thread
 //! with librdkafka's error; its neighbours are unaffected.
@@ -53,6 +60,38 @@ use crate::record::Record;
 pub(crate) const UNASSIGNED: i32 = -1;
 
 const QUEUE_FULL: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
+const UNKNOWN_PARTITION: rd::rd_kafka_resp_err_t =
+    rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+
+/// Where a batch goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The partition, or [`UNASSIGNED`].
+    pub(crate) partition: i32,
+    /// Chosen by the worker from metadata that may be stale: a refusal
+    /// because it does not exist sends the records to the partitioner.
+    pub(crate) chosen: bool,
+}
+
+impl Target {
+    /// The partition the caller gave (or `UNASSIGNED`).
+    pub(crate) fn given(partition: i32) -> Self {
+        Self {
+            partition,
+            chosen: false,
+        }
+    }
+
+    /// Whether `err`, refusing a call to this target, asks for the
+    /// partitioner instead; if so the target becomes `UNASSIGNED`.
+    fn fall_back(&mut self, err: rd::rd_kafka_resp_err_t) -> bool {
+        let falls = self.chosen && err == UNKNOWN_PARTITION;
+        if falls {
+            *self = Self::given(UNASSIGNED);
+        }
+        falls
+    }
+}
 
 /// Records per batch call at most: large enough that the call's fixed cost
 /// vanishes, small enough to preallocate the buffer once.
@@ -85,10 +124,13 @@ pub(crate) struct Handed {
     /// failed; the rest (librdkafka's queue was full) are the caller's to
     /// keep.
     pub(crate) done: usize,
+    /// The chosen partition did not exist: the records went to the
+    /// partitioner instead (module docs).
+    pub(crate) fell_back: bool,
 }
 
 impl BatchCall {
-    /// Hands `tickets` (one topic and partition, in order) to librdkafka:
+    /// Hands `tickets` (one topic and target, in order) to librdkafka:
     /// runs of plain records in one batch call each, any other record alone
     /// after the run before it.
     pub(crate) fn send<R: Reports>(
@@ -96,15 +138,21 @@ impl BatchCall {
         shared: &R,
         rk: *mut rd::rd_kafka_t,
         topic: &NativeTopic,
-        partition: i32,
+        mut target: Target,
         tickets: &[Ticket],
     ) -> Handed {
         let (mut calls, mut i) = (0, 0);
+        let chosen = target.chosen;
+        let handed = |calls, done, target: Target| Handed {
+            calls,
+            done,
+            fell_back: chosen && !target.chosen,
+        };
         loop {
             let run_start = i;
             let mut alone = false;
             while i < tickets.len() && self.messages.len() < MAX_RUN {
-                if !self.queue_if_plain(shared, partition, tickets[i]) {
+                if !self.queue_if_plain(shared, target.partition, tickets[i]) {
                     alone = true;
                     break;
                 }
@@ -112,16 +160,13 @@ impl BatchCall {
             }
             if !self.messages.is_empty() {
                 calls += 1;
-                if let Some(kept) = self.flush(shared, rk, topic, partition) {
-                    return Handed {
-                        calls,
-                        done: run_start + kept,
-                    };
+                if let Some(kept) = self.flush(shared, rk, topic, &mut target) {
+                    return handed(calls, run_start + kept, target);
                 }
             }
             if !alone {
                 if i == tickets.len() {
-                    return Handed { calls, done: i };
+                    return handed(calls, i, target);
                 }
                 continue; // the run was cut at `MAX_RUN`
             }
@@ -131,10 +176,15 @@ impl BatchCall {
             // SAFETY: the caller popped this ticket and has not handed it
             // over yet, so nobody else touches the record.
             let record = unsafe { shared.record(ticket) };
-            let sent = produce_one(rk, topic, partition, record, ticket);
+            let mut sent = produce_one(rk, topic, target.partition, record, ticket);
+            if let Err(code) = sent {
+                if target.fall_back(code) {
+                    sent = produce_one(rk, topic, target.partition, record, ticket);
+                }
+            }
             match sent {
                 Ok(()) => {}
-                Err(QUEUE_FULL) => return Handed { calls, done: i },
+                Err(QUEUE_FULL) => return handed(calls, i, target),
                 Err(code) => {
                     let error = fatal_or(shared, rk, Error::kafka(RDKafkaErrorCode::from(code)));
                     // SAFETY: the caller hands over published tickets.
@@ -158,24 +208,39 @@ impl BatchCall {
         plain
     }
 
-    /// Sends the pending run of plain records to `partition` in one batch
-    /// call. Returns `None` when every record was taken or failed, or, when
-    /// a full queue stopped the call, how many at the front were.
+    /// Sends the pending run of plain records to `target` in one batch
+    /// call (or, when librdkafka refuses a chosen partition that does not
+    /// exist, to the partitioner; module docs). Returns `None` when every
+    /// record was taken or failed, or, when a full queue stopped the call,
+    /// how many at the front were.
     fn flush<R: Reports>(
         &mut self,
         shared: &R,
         rk: *mut rd::rd_kafka_t,
         topic: &NativeTopic,
-        partition: i32,
+        target: &mut Target,
     ) -> Option<usize> {
         let count = c_int::try_from(self.messages.len()).expect("a run fits in a c_int");
-        // SAFETY: `messages` holds `count` initialised entries whose payload
-        // and key pointers stay valid until their delivery reports (slots
-        // own the bytes); the topic handle is live. No flags: one partition
-        // for the whole call, no blocking (module docs).
-        let accepted = unsafe {
-            rd::rd_kafka_produce_batch(topic.ptr(), partition, 0, self.messages.as_mut_ptr(), count)
+        let produce = |messages: &mut Vec<rd::rd_kafka_message_t>, partition| {
+            // SAFETY: `messages` holds `count` initialised entries whose
+            // payload and key pointers stay valid until their delivery
+            // reports (slots own the bytes); the topic handle is live. No
+            // flags: one partition for the whole call, no blocking (module
+            // docs).
+            unsafe {
+                rd::rd_kafka_produce_batch(topic.ptr(), partition, 0, messages.as_mut_ptr(), count)
+            }
         };
+        let mut accepted = produce(&mut self.messages, target.partition);
+        // A partition that does not exist refuses the whole call before
+        // librdkafka creates any message.
+        if accepted == 0 && target.fall_back(self.messages[0].err) {
+            for m in &mut self.messages {
+                m.err = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+                m.partition = target.partition;
+            }
+            accepted = produce(&mut self.messages, target.partition);
+        }
         let mut stopped = None;
         if accepted < count {
             for (i, m) in self.messages.iter().enumerate() {

@@ -3,9 +3,10 @@
 //!
 //! - [`client`]: the producer handle, its delivery-report route and its queues;
 //! - [`callbacks`]: the `extern "C"` functions librdkafka calls;
-//! - [`topic`]: cached `rd_kafka_topic_t` handles and topic size limits;
-//! - [`admin`]: reading a topic's `max.message.bytes`;
-//! - [`limits`]: the thread that reads them, off the hand-over path;
+//! - [`topic`]: cached `rd_kafka_topic_t` handles, with each topic's size
+//!   limit and partitions, and the sticky choice of partition;
+//! - [`admin`]: reading a topic's `max.message.bytes` and partitions;
+//! - [`metadata`]: the thread that reads them, off the hand-over path;
 //! - [`handover`]: giving a batch of records to librdkafka;
 //! - [`txn`]: the transactional calls and consumer-group metadata.
 //!
@@ -18,7 +19,7 @@ pub(crate) mod callbacks;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod handover;
-pub(crate) mod limits;
+pub(crate) mod metadata;
 pub(crate) mod owned;
 pub(crate) mod reports;
 pub(crate) mod topic;

@@ -1,8 +1,36 @@
-//! A cached librdkafka topic handle (`rd_kafka_topic_t`).
+//! A cached librdkafka topic handle (`rd_kafka_topic_t`), and the worker's
+//! choice of partition for unkeyed records.
 //!
 //! `rd_kafka_produce_batch` takes a topic handle; creating one per batch
 //! would cost a lookup and a refcount each time, so every worker keeps one
 //! per topic while it uses the topic.
+//!
+//! # Sticky partitions, chosen by the worker
+//!
+//! A record with no key and no partition may go to any partition. Handed
+//! over with `RD_KAFKA_PARTITION_UA`, librdkafka's sticky partitioner
+//! places each one: per record, it checks that the sticky partition still
+//! has a leader, reads the clock twice (the sticky interval, the enqueue
+//! time) and looks the partition up, under the topic's lock. Once the
+//! metadata thread has read the topic's partitions (`metadata.rs`), the
+//! worker makes the same choice once per batch instead: the batch of a
+//! topic's unkeyed records (partition [`STICKY`]) goes, at hand-over, to
+//! the topic's sticky partition ([`TopicCache::sticky`]), which is kept
+//! for `sticky.partitioning.linger.ms` (librdkafka's own interval, read at
+//! start) and then replaced by another partition with a leader, picked at
+//! random, as librdkafka does; librdkafka then looks the partition up once
+//! per call and reads no clock per record.
+//!
+//! The worker's list may be older than librdkafka's view (partitions of a
+//! topic deleted and made again; leaders change): a partition that lost
+//! its leader is still a valid target (librdkafka holds its records until
+//! a leader is elected, as for keyed records), and one that no longer
+//! exists makes librdkafka refuse the whole call before it creates any
+//! message; the batch then goes to librdkafka's partitioner, and the
+//! topic's partitions are read again (`handover.rs`). Where librdkafka
+//! would not be sticky (`sticky.partitioning.linger.ms=0`, or a partitioner
+//! that hashes a missing key: `consistent`, `murmur2`, `fnv1a`), unkeyed
+//! records go to its partitioner as before.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -12,7 +40,8 @@ use rdkafka::bindings as rd;
 
 use crate::error::Error;
 use crate::native::client::NativeProducer;
-use crate::native::limits::{Limit, TopicLimits, FIRST_READ_WAIT};
+use crate::native::handover::UNASSIGNED;
+use crate::native::metadata::{Limit, Partitions, TopicMetadata, FIRST_READ_WAIT};
 use crate::native::owned::Owned;
 use crate::record::Topic;
 use crate::sync::Arc;
@@ -60,12 +89,22 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// Sweeps asked for between two looks at the clock for an idle sweep.
 const SWEEP_CLOCK_EVERY: u32 = 64;
 
-/// A topic handle with the topic's `max.message.bytes`, when known.
+/// The partition of a batch of records whose partition the worker chooses
+/// at hand-over ([`TopicCache::sticky`]; module docs). Never given to
+/// librdkafka.
+pub(crate) const STICKY: i32 = -2;
+
+/// A topic handle with the topic's `max.message.bytes` and partitions, when
+/// known.
 #[derive(Debug)]
 struct Entry {
     topic: Topic,
     handle: NativeTopic,
     limit: Limit,
+    /// The partitions with a leader, when read.
+    partitions: Option<Partitions>,
+    /// The sticky partition and when it was chosen (timer clock).
+    sticky: Option<(i32, u64)>,
     /// When the handle was made (a pending first read is waited for up to
     /// `FIRST_READ_WAIT` from then).
     created: Instant,
@@ -80,12 +119,13 @@ pub(crate) struct TopicInfo {
     /// The topic's `max.message.bytes`, if known and checked.
     pub(crate) limit: Option<usize>,
     /// The first read of the limit is under way: hold the topic's records
-    /// (see `limits.rs`).
+    /// (see `metadata.rs`).
     pub(crate) pending: bool,
 }
 
-/// A worker's topic handles, looked up by name, with the limits the
-/// producer's limits thread has read for them (`limits.rs`).
+/// A worker's topic handles, looked up by name, with the limits and
+/// partitions the producer's metadata thread has read for them
+/// (`metadata.rs`), and their sticky partitions (module docs).
 ///
 /// Bounded: once it holds [`SWEEP_AT_LEAST`] handles (or twice as many as
 /// survived the last sweep), and in any case about every
@@ -99,12 +139,15 @@ pub(crate) struct TopicCache {
     index: HashMap<Topic, u32>,
     /// The last topic looked up: consecutive records usually share it.
     last: Option<(Topic, TopicInfo)>,
-    /// Where limits come from; `None` when they are not checked (batches
-    /// are compressed: the broker checks the compressed size, which we
-    /// cannot know).
-    limits: Option<Arc<TopicLimits>>,
-    /// The limits' version this cache last took.
+    /// Where limits and partitions come from; `None` when neither is read.
+    metadata: Option<Arc<TopicMetadata>>,
+    /// The metadata's version this cache last took.
     seen: u64,
+    /// How long a sticky partition is kept, in nanoseconds; `None` when
+    /// unkeyed records go to librdkafka's partitioner.
+    sticky_for: Option<u64>,
+    /// State of the random choice of the next sticky partition.
+    random: u64,
     /// Entries at which the next sweep evicts.
     sweep_at: usize,
     /// Sweeps asked for since the clock was last read.
@@ -114,13 +157,21 @@ pub(crate) struct TopicCache {
 }
 
 impl TopicCache {
-    pub(crate) fn new(limits: Option<Arc<TopicLimits>>) -> Self {
+    /// A cache taking limits and partitions from `metadata`; `sticky_for`
+    /// is how long a sticky partition is kept (`None`: unkeyed records go
+    /// to librdkafka's partitioner).
+    pub(crate) fn new(metadata: Option<Arc<TopicMetadata>>, sticky_for: Option<Duration>) -> Self {
         Self {
             entries: Vec::new(),
             index: HashMap::new(),
             last: None,
-            limits,
+            sticky_for: sticky_for
+                .filter(|_| metadata.is_some())
+                .map(|d| d.as_nanos() as u64),
+            metadata,
             seen: 0,
+            // Any odd seed; xorshift never reaches 0 from it.
+            random: 0x9e37_79b9_7f4a_7c15,
             sweep_at: SWEEP_AT_LEAST,
             asked: 0,
             idle_sweep_at: Instant::now() + IDLE_SWEEP_EVERY,
@@ -138,17 +189,20 @@ impl TopicCache {
             return Ok(info);
         }
         let handle = NativeTopic::new(producer, topic)?;
-        let limit = match &self.limits {
-            Some(limits) => {
-                limits.request(topic);
-                limits.get(topic)
+        let (limit, partitions) = match &self.metadata {
+            Some(metadata) => {
+                metadata.request(topic);
+                let known = metadata.known();
+                (known.limit(topic), known.partitions(topic))
             }
-            None => Limit::Unknown,
+            None => (Limit::Unknown, None),
         };
         self.entries.push(Entry {
             topic: topic.clone(),
             handle,
             limit,
+            partitions,
+            sticky: None,
             created: Instant::now(),
             used: true,
         });
@@ -160,7 +214,7 @@ impl TopicCache {
     /// The handle index and limit of `topic` if its handle exists: what a
     /// round that must not create handles may use.
     pub(crate) fn get_ready(&mut self, topic: &Topic) -> Option<TopicInfo> {
-        self.take_new_limits();
+        self.take_new_metadata();
         if let Some((last, info)) = &self.last {
             if last == topic {
                 return Some(*info);
@@ -170,25 +224,82 @@ impl TopicCache {
         Some(self.remember(topic, index))
     }
 
-    /// Takes the limits the limits thread published since the last look.
-    fn take_new_limits(&mut self) {
-        let Some(limits) = &self.limits else {
+    /// Takes what the metadata thread published since the last look.
+    fn take_new_metadata(&mut self) {
+        let Some(metadata) = &self.metadata else {
             return;
         };
-        let version = limits.version();
+        let version = metadata.version();
         if version == self.seen {
             return;
         }
         self.seen = version;
-        let known = limits.known();
+        let known = metadata.known();
         for entry in &mut self.entries {
-            entry.limit = match known.get(&entry.topic) {
+            entry.limit = match known.limit(&entry.topic) {
                 // A pending read we stopped waiting for stays unchecked.
                 Limit::Pending if entry.limit == Limit::Unknown => Limit::Unknown,
                 limit => limit,
             };
+            let partitions = known.partitions(&entry.topic);
+            if partitions != entry.partitions {
+                entry.partitions = partitions;
+                entry.sticky = None;
+            }
         }
         self.last = None;
+    }
+
+    /// The batch partition of records with no key and no partition:
+    /// [`STICKY`] when the worker chooses it, else `UNASSIGNED`.
+    pub(crate) fn unkeyed(&self) -> i32 {
+        if self.sticky_for.is_some() {
+            STICKY
+        } else {
+            UNASSIGNED
+        }
+    }
+
+    /// The sticky partition of the topic at `index` at `now` (timer clock),
+    /// chosen anew when it has been kept long enough (module docs); `None`
+    /// while its partitions are not known (librdkafka's partitioner then
+    /// chooses).
+    pub(crate) fn sticky(&mut self, index: u32, now: u64) -> Option<i32> {
+        let keep = self.sticky_for?;
+        let entry = &mut self.entries[index as usize];
+        let partitions = entry.partitions.as_deref().filter(|p| !p.is_empty())?;
+        if let Some((partition, since)) = entry.sticky {
+            if now.saturating_sub(since) < keep {
+                return Some(partition);
+            }
+        }
+        // xorshift64: cheap, and uniform enough to spread partitions.
+        let mut x = self.random;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.random = x;
+        let pick = (x % partitions.len() as u64) as usize;
+        let mut partition = partitions[pick];
+        if partitions.len() > 1 && entry.sticky.map(|(p, _)| p) == Some(partition) {
+            // Another partition than the last, as the interval asks.
+            partition = partitions[(pick + 1) % partitions.len()];
+        }
+        entry.sticky = Some((partition, now));
+        Some(partition)
+    }
+
+    /// The topic at `index` has fewer partitions than its list says
+    /// (librdkafka refused a chosen one): its unkeyed records go to
+    /// librdkafka's partitioner until its partitions are read again, which
+    /// is asked for now.
+    pub(crate) fn stale_partitions(&mut self, index: u32) {
+        let entry = &mut self.entries[index as usize];
+        entry.partitions = None;
+        entry.sticky = None;
+        if let Some(metadata) = &self.metadata {
+            metadata.refresh(&entry.topic);
+        }
     }
 
     /// `topic`'s info from its entry, kept as the last topic looked up
@@ -214,7 +325,7 @@ impl TopicCache {
     /// The info of the topic at `index`, now (for records held while its
     /// first read was pending).
     pub(crate) fn info(&mut self, index: u32) -> TopicInfo {
-        self.take_new_limits();
+        self.take_new_metadata();
         let topic = self.entries[index as usize].topic.clone();
         self.remember(&topic, index)
     }
@@ -237,8 +348,8 @@ impl TopicCache {
             if entry.used {
                 entry.used = false;
                 self.entries.push(entry);
-            } else if let Some(limits) = &self.limits {
-                limits.release(&entry.topic);
+            } else if let Some(metadata) = &self.metadata {
+                metadata.release(&entry.topic);
             }
         }
         self.index = self

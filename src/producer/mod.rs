@@ -18,7 +18,7 @@ use crate::delivery::DeliveryFuture;
 use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::config::{check_native, native_config};
-use crate::native::limits::TopicLimits;
+use crate::native::metadata::{Reads, TopicMetadata};
 use crate::producer::intake::{Intake, WhenFull};
 use crate::producer::shared::{Shared, SharedConfig};
 use crate::record::{Record, SizeLimits};
@@ -57,8 +57,9 @@ struct Threads {
     workers: Vec<JoinHandle<()>>,
     timer: JoinHandle<()>,
     native: Arc<NativeProducer>,
-    /// The limits thread, when topic limits are checked (`limits.rs`).
-    limits: Option<(Arc<TopicLimits>, JoinHandle<()>)>,
+    /// The metadata thread, when topic limits or partitions are read
+    /// (`native/metadata.rs`).
+    metadata: Option<(Arc<TopicMetadata>, JoinHandle<()>)>,
     /// The latest transactional call's helper thread (each joins the one
     /// before it: `transaction.rs`).
     transactional: Option<JoinHandle<()>>,
@@ -108,7 +109,7 @@ impl AioProducer {
 
     pub(crate) fn start(builder: AioProducerBuilder) -> Result<Self, Error> {
         let (config, max_in_flight) = builder.client_config()?;
-        let settings = check_native(&native_config(&config)?)?;
+        let settings = check_native(&config, &native_config(&config)?)?;
         let limits = SizeLimits {
             message_max: settings.max_message_bytes,
             queue_max: settings.max_queue_bytes,
@@ -122,17 +123,23 @@ impl AioProducer {
         }));
         let native = Arc::new(NativeProducer::new(&config, Box::new(Arc::clone(&shared)))?);
         // Topic limits are read only for uncompressed batches: the broker
-        // checks the compressed size, which we cannot know.
-        let limits = if settings.uncompressed {
-            let started = TopicLimits::start(Arc::clone(&native));
-            Some(started.map_err(Error::thread("aioproducer-limits"))?)
+        // checks the compressed size, which we cannot know. Partitions are
+        // read when unkeyed records are sticky (`native/topic.rs`).
+        let reads = Reads {
+            limits: settings.uncompressed,
+            partitions: settings.sticky_linger.is_some(),
+        };
+        let metadata = if reads.limits || reads.partitions {
+            let started = TopicMetadata::start(Arc::clone(&native), reads);
+            Some(started.map_err(Error::thread("aioproducer-metadata"))?)
         } else {
             None
         };
         let worker_config = WorkerConfig {
             batch_size: builder.batch_size,
             buffer_timeout: builder.buffer_timeout,
-            topic_limits: limits.as_ref().map(|(limits, _)| Arc::clone(limits)),
+            metadata: metadata.as_ref().map(|(metadata, _)| Arc::clone(metadata)),
+            sticky_for: settings.sticky_linger,
         };
         let mut workers = Vec::with_capacity(builder.workers);
         let spawned = (0..builder.workers)
@@ -156,7 +163,7 @@ impl AioProducer {
                 for worker in workers {
                     let _ = worker.join();
                 }
-                stop_limits(limits);
+                stop_metadata(metadata);
                 return Err(e);
             }
         };
@@ -167,7 +174,7 @@ impl AioProducer {
                     workers,
                     timer,
                     native,
-                    limits,
+                    metadata,
                     transactional: None,
                 })),
                 finished: AtomicBool::new(false),
@@ -403,6 +410,7 @@ impl AioProducer {
                         records: counts.records,
                         batches: counts.calls,
                         handed_over_by_producers: counts.by_producers,
+                        partitioned: counts.partitioned,
                         topics: w.topics(),
                     }
                 })
@@ -481,7 +489,7 @@ fn shut_down(shared: &Shared, threads: Threads) {
     for remote in shared.workers.iter() {
         take_core(remote);
     }
-    stop_limits(threads.limits);
+    stop_metadata(threads.metadata);
     if let Some(helper) = threads.transactional {
         let _ = helper.join(); // and, through it, every earlier helper
     }
@@ -513,12 +521,12 @@ fn spawn_timer(shared: Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
         .spawn(move || shared.timer.run(&shared.workers, || shared.timer.now()))
 }
 
-/// Stops and joins the limits thread, if there is one.
-fn stop_limits(limits: Option<(Arc<TopicLimits>, JoinHandle<()>)>) {
-    if let Some((limits, thread)) = limits {
-        limits.stop();
+/// Stops and joins the metadata thread, if there is one.
+fn stop_metadata(metadata: Option<(Arc<TopicMetadata>, JoinHandle<()>)>) {
+    if let Some((metadata, thread)) = metadata {
+        metadata.stop();
         if thread.join().is_err() {
-            log::error!("the limits thread panicked");
+            log::error!("the metadata thread panicked");
         }
     }
 }

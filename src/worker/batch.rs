@@ -13,12 +13,13 @@ use std::collections::HashMap;
 use crate::delivery::ticket::Ticket;
 
 /// One batch: a topic (index into the worker's topic cache) and a partition
-/// (explicit, or `UNASSIGNED`).
+/// (explicit, `UNASSIGNED`, or `STICKY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BatchKey {
     /// Index into the worker's topic cache.
     pub topic: u32,
-    /// Explicit partition, or `UNASSIGNED` (the partitioner's choice).
+    /// Explicit partition, `UNASSIGNED` (librdkafka's partitioner chooses)
+    /// or `STICKY` (the worker chooses at hand-over, `native/topic.rs`).
     pub partition: i32,
 }
 

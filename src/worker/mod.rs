@@ -53,13 +53,14 @@ use std::time::Duration;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::NativeProducer;
-use crate::native::handover::{BatchCall, UNASSIGNED};
-use crate::native::limits::TopicLimits;
+use crate::native::handover::{BatchCall, Target, UNASSIGNED};
+use crate::native::metadata::TopicMetadata;
 use crate::native::reports::Reports;
-use crate::native::topic::{TopicCache, TopicInfo};
+use crate::native::topic::{TopicCache, TopicInfo, STICKY};
 use crate::record::Record;
 use crate::sync::Arc;
 use crate::worker::batch::{BatchKey, Batches};
+use crate::worker::remote::HandOverCounts;
 use crate::worker::timer::Timer;
 
 /// A worker's remote (`remote.rs`): what other threads use to reach it,
@@ -129,9 +130,12 @@ const MAX_BATCH_KEYS: usize = 4096;
 pub(crate) struct WorkerConfig {
     pub(crate) batch_size: Option<usize>,
     pub(crate) buffer_timeout: Duration,
-    /// Where topic limits come from, when records larger than their topic's
-    /// `max.message.bytes` are refused.
-    pub(crate) topic_limits: Option<Arc<TopicLimits>>,
+    /// Where topic limits (when records larger than their topic's
+    /// `max.message.bytes` are refused) and partitions come from.
+    pub(crate) metadata: Option<Arc<TopicMetadata>>,
+    /// How long a sticky partition for unkeyed records is kept; `None` when
+    /// librdkafka's partitioner places them (`native/topic.rs`).
+    pub(crate) sticky_for: Option<Duration>,
 }
 
 /// What a round needs, whoever runs it: the worker, or a producer on its
@@ -148,7 +152,7 @@ pub struct Core {
     /// places it before anything else in the ring, which came after it.
     unplaced: Option<Ticket>,
     /// Records (with their topic's handle index) held while their topic's
-    /// first limit read is under way, in ring order (`limits.rs`); every
+    /// first limit read is under way, in ring order (`metadata.rs`); every
     /// other topic's records go on meanwhile.
     waiting: VecDeque<(u32, Ticket)>,
     /// The topics of `waiting`: a later record of one of them waits too,
@@ -198,6 +202,7 @@ impl Core {
             unsafe { shared.refuse(ticket, Error::Purged) };
             return true;
         }
+        let unkeyed = topics.unkeyed();
         // SAFETY: the ticket was popped under the baton and not handed
         // over yet; nobody else touches the record.
         let placed = unsafe {
@@ -216,10 +221,7 @@ impl Core {
                     });
                 }
                 check_limit(record, topic)?;
-                Ok(Placing::Batch(BatchKey {
-                    topic: topic.index,
-                    partition: record.partition().unwrap_or(UNASSIGNED),
-                }))
+                Ok(Placing::Batch(batch_key(record, topic.index, unkeyed)))
             })
         };
         match placed {
@@ -245,6 +247,7 @@ impl Core {
             return 0;
         }
         let mut released = 0;
+        let unkeyed = self.topics.unkeyed();
         let mut kept = std::mem::take(&mut self.waiting);
         let mut still = Vec::new();
         for _ in 0..kept.len() {
@@ -261,10 +264,7 @@ impl Core {
             // over yet; nobody else touches the record.
             let checked = unsafe {
                 with_record(shared, ticket, |record| {
-                    check_limit(record, info).map(|()| BatchKey {
-                        topic,
-                        partition: record.partition().unwrap_or(UNASSIGNED),
-                    })
+                    check_limit(record, info).map(|()| batch_key(record, topic, unkeyed))
                 })
             };
             match checked {
@@ -280,9 +280,16 @@ impl Core {
     }
 
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
-    /// rest held, in order. `by_producer`: a producer's round, for the
-    /// statistics.
-    fn hand_over(&mut self, shared: &impl Host, remote: &Remote, by_producer: bool) {
+    /// rest held, in order. `now`: the timer clock, if the caller read it
+    /// (else it is read if a sticky partition needs it); `by_producer`: a
+    /// producer's round, for the statistics.
+    fn hand_over(
+        &mut self,
+        shared: &impl Host,
+        remote: &Remote,
+        now: Option<u64>,
+        by_producer: bool,
+    ) {
         let Core {
             native,
             batches,
@@ -290,15 +297,41 @@ impl Core {
             batch_call,
             ..
         } = self;
-        let (mut records, mut calls) = (0, 0);
+        let mut now = now;
+        let mut counts = HandOverCounts {
+            records: 0,
+            calls: 0,
+            by_producers: 0,
+            partitioned: 0,
+        };
         batches.take_each(|key, tickets| {
+            let target = if key.partition == STICKY {
+                let now = *now.get_or_insert_with(|| shared.timer().now());
+                match topics.sticky(key.topic, now) {
+                    Some(partition) => Target {
+                        partition,
+                        chosen: true,
+                    },
+                    None => Target::given(UNASSIGNED),
+                }
+            } else {
+                Target::given(key.partition)
+            };
             let topic = topics.handle(key.topic);
-            let handed = batch_call.send(shared, native.ptr(), topic, key.partition, tickets);
-            records += handed.done as u64;
-            calls += handed.calls;
+            let handed = batch_call.send(shared, native.ptr(), topic, target, tickets);
+            if handed.fell_back {
+                topics.stale_partitions(key.topic);
+            } else if target.chosen {
+                counts.partitioned += handed.done as u64;
+            }
+            counts.records += handed.done as u64;
+            counts.calls += handed.calls;
             handed.done
         });
-        remote.count_hand_over(records, calls, by_producer);
+        if by_producer {
+            counts.by_producers = counts.records;
+        }
+        remote.count_hand_over(counts);
         // Nothing refers to a topic index or a batch key while nothing is
         // held: the time to bound both tables.
         let nothing_held = batches.held() == 0 && self.waiting.is_empty();
@@ -307,6 +340,19 @@ impl Core {
         }
         remote.held_topics(topics.len());
     }
+}
+
+/// The batch of `record`, whose topic has handle index `topic`: its
+/// explicit partition; for a keyed record, librdkafka's partitioner (which
+/// hashes the key as every client of the cluster does); else `unkeyed`
+/// ([`TopicCache::unkeyed`]).
+fn batch_key(record: &Record, topic: u32, unkeyed: i32) -> BatchKey {
+    let partition = match (record.partition(), record.key()) {
+        (Some(partition), _) => partition,
+        (None, Some(_)) => UNASSIGNED,
+        (None, None) => unkeyed,
+    };
+    BatchKey { topic, partition }
 }
 
 /// Refuses a record larger than its topic's `max.message.bytes`, if known.
@@ -348,7 +394,7 @@ pub(crate) fn producer_round(core: &mut Option<Core>, shared: &impl Host, remote
         }
         placed
     });
-    core.hand_over(shared, remote, true);
+    core.hand_over(shared, remote, Some(now), true);
     core.unplaced = unplaced;
     unplaced.is_some() || core.batches.held() > 0 || !remote.ring.is_empty()
 }
@@ -394,7 +440,7 @@ impl<C: Host + 'static> Worker<C> {
         let core = Core {
             native,
             batches: Batches::with_capacity(max_held),
-            topics: TopicCache::new(config.topic_limits.clone()),
+            topics: TopicCache::new(config.metadata.clone(), config.sticky_for),
             batch_call: BatchCall::default(),
             unplaced: None,
             waiting: VecDeque::new(),
@@ -498,7 +544,7 @@ impl<C: Host + 'static> Worker<C> {
         core.forced = forced && !core.waiting.is_empty();
         if core.batches.held() > 0 {
             if due {
-                core.hand_over(shared, remote, false);
+                core.hand_over(shared, remote, None, false);
                 if core.batches.held() > 0 {
                     return AfterRound::Full;
                 }

@@ -28,6 +28,8 @@ pub struct HandOverCounts {
     pub calls: u64,
     /// Of `records`, those producers handed over on the worker's behalf.
     pub by_producers: u64,
+    /// Of `records`, those whose partition the worker chose.
+    pub partitioned: u64,
 }
 
 /// One worker's remote.
@@ -59,6 +61,8 @@ pub struct Remote<S> {
     calls: AtomicU64,
     /// Of `records`, those producers handed over on the worker's behalf.
     by_producers: AtomicU64,
+    /// Of `records`, those whose partition the worker chose.
+    partitioned: AtomicU64,
     /// Topic handles the worker holds (written under the baton).
     topics: AtomicU64,
 }
@@ -79,6 +83,7 @@ impl<S> Remote<S> {
             records: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             by_producers: AtomicU64::new(0),
+            partitioned: AtomicU64::new(0),
             topics: AtomicU64::new(0),
         }
     }
@@ -235,17 +240,14 @@ impl<S> Remote<S> {
         true
     }
 
-    /// Records a hand-over of `records` records in `calls` librdkafka calls
-    /// (by a producer on the worker's behalf if `by_producer`), and clears
-    /// the buffer timeout.
-    pub fn count_hand_over(&self, records: u64, calls: u64, by_producer: bool) {
+    /// Adds one hand-over's counts, and clears the buffer timeout.
+    pub fn count_hand_over(&self, counts: HandOverCounts) {
         // Relaxed: statistics, written by the baton's holder only.
         let add = |counter: &AtomicU64, n| counter.store(counter.load(Relaxed) + n, Relaxed);
-        add(&self.records, records);
-        add(&self.calls, calls);
-        if by_producer {
-            add(&self.by_producers, records);
-        }
+        add(&self.records, counts.records);
+        add(&self.calls, counts.calls);
+        add(&self.by_producers, counts.by_producers);
+        add(&self.partitioned, counts.partitioned);
         self.clear_deadline();
     }
 
@@ -304,6 +306,7 @@ impl<S> Remote<S> {
             records: self.records.load(Relaxed),
             calls: self.calls.load(Relaxed),
             by_producers: self.by_producers.load(Relaxed),
+            partitioned: self.partitioned.load(Relaxed),
         }
     }
 }

@@ -87,6 +87,34 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32, configs: &[(&
     }
 }
 
+/// Deletes `topic` and makes it again with `partitions` partitions (the
+/// creation is retried while the broker still finishes the deletion).
+pub fn remake_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let deleted =
+        futures::executor::block_on(admin.delete_topics(&[topic], &options)).expect("delete");
+    for result in deleted {
+        result.unwrap_or_else(|(name, code)| panic!("deleting topic {name}: {code}"));
+    }
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let created = futures::executor::block_on(admin.create_topics([&new], &options))
+            .expect("create topics");
+        match created.into_iter().next().expect("one result") {
+            Ok(_) => return,
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err((name, code)) => panic!("making topic {name} again: {code}"),
+        }
+    }
+}
+
 /// A broker of this test's own, started with `scripts/kafka` in a private
 /// state directory, so it can be killed without disturbing other tests.
 pub struct Broker {
