@@ -1,7 +1,9 @@
 //! 100k records of 100 bytes to the embedded cluster, every delivery
 //! awaited: this crate against rust-rdkafka's `FutureProducer` (10k in
-//! flight) and a hand-written `BaseProducer` loop with a poll thread, in one
-//! group so the ratios come from one run. The clients are the perf tool's
+//! flight), hand-written `BaseProducer` loops (a poll thread; one thread
+//! with `poll(0)` inline), and librdkafka's ceiling with no futures
+//! (`rd_kafka_produce_batch`, 1000 records per call, each call to one
+//! partition), in one group so the ratios come from one run. The clients are the perf tool's
 //! (`examples/perf/clients.rs`), with the same settings for all: acks=all,
 //! idempotence, librdkafka's default linger.
 
@@ -17,7 +19,7 @@ use aioproducer::rdkafka::producer::FutureProducer;
 use aioproducer::rdkafka::ClientConfig;
 use aioproducer::{AioProducer, EmbeddedCluster};
 use bytes::Bytes;
-use clients::{BaseClient, Job, Pacing};
+use clients::{BaseClient, Job, Pacing, Polling};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 const RECORDS: u64 = 100_000;
@@ -38,7 +40,8 @@ fn end_to_end(c: &mut Criterion) {
         .build()
         .unwrap();
     let future: FutureProducer = config.create().unwrap();
-    let base = BaseClient::new(&config, "e2e", RECORDS).unwrap();
+    let base = BaseClient::new(&config, "e2e", RECORDS, Polling::Thread).unwrap();
+    let inline = BaseClient::new(&config, "e2e", RECORDS, Polling::Inline).unwrap();
     let progress = AtomicU64::new(0);
     let job = Job {
         topic: "e2e",
@@ -70,6 +73,12 @@ fn end_to_end(c: &mut Criterion) {
     });
     group.bench_function(BenchmarkId::new("base-producer", RECORDS), |b| {
         b.iter(|| check(clients::run_base(&base, &job)))
+    });
+    group.bench_function(BenchmarkId::new("base-producer-inline", RECORDS), |b| {
+        b.iter(|| check(clients::run_base(&inline, &job)))
+    });
+    group.bench_function(BenchmarkId::new("librdkafka-batch", RECORDS), |b| {
+        b.iter(|| check(clients::run_batch(&base, &job, Some(6))))
     });
     group.finish();
     futures::executor::block_on(ours.close());

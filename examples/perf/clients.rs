@@ -1,6 +1,8 @@
 //! The clients the perf tool and the end-to-end bench drive with the same
-//! loop: this crate, rust-rdkafka's `FutureProducer`, and a hand-written
-//! rust-rdkafka `BaseProducer` loop with a poll thread.
+//! loop: this crate, rust-rdkafka's `FutureProducer`, hand-written
+//! rust-rdkafka `BaseProducer` loops (with a poll thread, and on one thread
+//! with `poll(0)` inline), and librdkafka's own ceiling:
+//! `rd_kafka_produce_batch` in batches of 1000, no futures, no copy.
 //!
 //! Every client gets the same librdkafka properties, the same payload (one
 //! shared buffer) and the same pacing; each runs with its documented or
@@ -188,19 +190,35 @@ impl ProducerContext for Stamps {
     }
 }
 
-/// A `BaseProducer` with its poll thread, as rust-rdkafka's documentation
-/// shows, for runs of up to `capacity` records.
+/// Who serves a `BaseProducer`'s delivery reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polling {
+    /// A poll thread, as rust-rdkafka's documentation shows.
+    Thread,
+    /// The producing thread itself, `poll(0)` after each call: the
+    /// strongest single-thread loop (no thread hop, no wake-up).
+    Inline,
+}
+
+/// A `BaseProducer` with its reports served as `polling` says, for runs
+/// of up to `capacity` records.
 pub struct BaseClient {
     producer: Arc<BaseProducer<Stamps>>,
+    polling: Polling,
     stop: Arc<std::sync::atomic::AtomicBool>,
     poller: Option<thread::JoinHandle<()>>,
 }
 
 impl BaseClient {
-    /// Creates the producer and its poll thread, and sends one warm-up
-    /// record through them (connections, metadata, producer id) before any
-    /// record is timed, as the other clients do.
-    pub fn new(config: &ClientConfig, topic: &str, capacity: u64) -> Result<Self, KafkaError> {
+    /// Creates the producer (and its poll thread, with [`Polling::Thread`]),
+    /// and sends one warm-up record through it (connections, metadata,
+    /// producer id) before any record is timed, as the other clients do.
+    pub fn new(
+        config: &ClientConfig,
+        topic: &str,
+        capacity: u64,
+        polling: Polling,
+    ) -> Result<Self, KafkaError> {
         let stamps = Stamps {
             origin: Instant::now(),
             done: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
@@ -209,7 +227,7 @@ impl BaseClient {
         };
         let producer: Arc<BaseProducer<Stamps>> = Arc::new(config.create_with_context(stamps)?);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let poller = {
+        let poller = (polling == Polling::Thread).then(|| {
             let (producer, stop) = (Arc::clone(&producer), Arc::clone(&stop));
             thread::Builder::new()
                 .name("base-producer-poll".into())
@@ -219,11 +237,12 @@ impl BaseClient {
                     }
                 })
                 .expect("poll thread")
-        };
+        });
         let client = Self {
             producer,
+            polling,
             stop,
-            poller: Some(poller),
+            poller,
         };
         client.warm_up(topic, capacity as usize)?;
         Ok(client)
@@ -240,12 +259,71 @@ impl BaseClient {
                     RDKafkaErrorCode::MessageTimedOut,
                 ));
             }
-            thread::sleep(Duration::from_millis(1));
+            self.wait_a_moment();
         }
         match context.failed.load(Ordering::Relaxed) {
             0 => Ok(()),
             _ => Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail)),
         }
+    }
+}
+
+impl BaseClient {
+    /// Serves reports inline, if that is this client's way.
+    fn poll_inline(&self) {
+        if self.polling == Polling::Inline {
+            self.producer.poll(Duration::ZERO);
+        }
+    }
+
+    /// Waits briefly for reports: polling for them inline, else sleeping
+    /// while the poll thread serves them.
+    fn wait_a_moment(&self) {
+        match self.polling {
+            Polling::Inline => {
+                self.producer.poll(Duration::from_millis(1));
+            }
+            Polling::Thread => thread::sleep(Duration::from_micros(200)),
+        }
+    }
+
+    /// Waits until `count` reports after `before` are in; returns the
+    /// tally of records `0..count`, whose due times are `due`.
+    fn tally(&self, job: &Job<'_>, before: (u64, u64), due: &[u64]) -> Tally {
+        let context = self.producer.context();
+        let (reported_before, failed_before) = before;
+        while context.reported.load(Ordering::Acquire) - reported_before < job.count {
+            self.wait_a_moment();
+        }
+        // The callback stamps from the client's origin, the schedule from
+        // the job's start; either may come first.
+        let origin_later = (context.origin)
+            .saturating_duration_since(job.pacing.start)
+            .as_nanos() as u64;
+        let start_later = (job.pacing.start)
+            .saturating_duration_since(context.origin)
+            .as_nanos() as u64;
+        let mut tally = Tally::with_capacity(job.count as usize);
+        tally.latencies = (0..job.count as usize)
+            .map(|i| {
+                (context.done[i].load(Ordering::Relaxed) + origin_later)
+                    .saturating_sub(start_later + due[i])
+            })
+            .collect();
+        tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;
+        if tally.failed > 0 {
+            tally.first_error = Some("delivery failed (see librdkafka's log)".into());
+        }
+        tally
+    }
+
+    /// The counts the next run's tally starts from.
+    fn counts(&self) -> (u64, u64) {
+        let context = self.producer.context();
+        (
+            context.reported.load(Ordering::Acquire),
+            context.failed.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -258,22 +336,13 @@ impl Drop for BaseClient {
     }
 }
 
-/// A hand-written `BaseProducer` loop: `send` in a loop (yielding and
-/// retrying when librdkafka's queue is full) while the poll thread serves
-/// the delivery reports.
+/// A hand-written `BaseProducer` loop: `send` in a loop (yielding, or
+/// polling inline, and retrying when librdkafka's queue is full); the poll
+/// thread serves the delivery reports, or the loop itself with `poll(0)`
+/// after each `send`.
 pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
     let producer = &client.producer;
-    let context = producer.context();
-    let reported_before = context.reported.load(Ordering::Acquire);
-    // The callback stamps from the client's origin, the schedule from the
-    // job's start; either may come first.
-    let origin_later = (context.origin)
-        .saturating_duration_since(job.pacing.start)
-        .as_nanos() as u64;
-    let start_later = (job.pacing.start)
-        .saturating_duration_since(context.origin)
-        .as_nanos() as u64;
-    let failed_before = context.failed.load(Ordering::Relaxed);
+    let before = client.counts();
     let mut due = Vec::with_capacity(job.count as usize);
     for i in 0..job.count {
         due.push(job.pacing.due(i));
@@ -284,28 +353,103 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    thread::yield_now();
+                    match client.polling {
+                        Polling::Inline => client.wait_a_moment(),
+                        Polling::Thread => thread::yield_now(),
+                    }
                 }
                 Err((e, _)) => panic!("BaseProducer::send: {e}"),
             }
         }
+        client.poll_inline();
         if i % 4096 == 0 {
             job.progress.fetch_add(4096, Ordering::Relaxed);
         }
     }
-    while context.reported.load(Ordering::Acquire) - reported_before < job.count {
-        thread::sleep(Duration::from_micros(200));
+    client.tally(job, before, &due)
+}
+
+/// Records per `rd_kafka_produce_batch` call of the ceiling client.
+pub const CEILING_BATCH: usize = 1000;
+
+/// librdkafka's own ceiling, with no futures: `rd_kafka_produce_batch` on
+/// one cached topic handle, batches of [`CEILING_BATCH`] records of the
+/// shared payload (not copied), each batch to one partition in turn
+/// (`partitions: Some(n)`) or to `RD_KAFKA_PARTITION_UA` (librdkafka's
+/// partitioner places each record); reports through the client's poll
+/// thread, counted and stamped by the same callback as `run_base`'s. With
+/// a rate, each batch goes when its first record is due.
+pub fn run_batch(client: &BaseClient, job: &Job<'_>, partitions: Option<i32>) -> Tally {
+    use aioproducer::rdkafka::bindings as rd;
+    use std::ffi::{c_void, CString};
+
+    let rk = client.producer.client().native_ptr();
+    let name = CString::new(job.topic).expect("a topic name without NUL");
+    // SAFETY: `rk` lives as long as `client`; the handle is destroyed below.
+    let rkt = unsafe { rd::rd_kafka_topic_new(rk, name.as_ptr(), std::ptr::null_mut()) };
+    assert!(!rkt.is_null(), "rd_kafka_topic_new");
+    let before = client.counts();
+    let mut due = Vec::with_capacity(job.count as usize);
+    let mut messages: Vec<rd::rd_kafka_message_t> = Vec::with_capacity(CEILING_BATCH);
+    let mut next = 0u64;
+    let mut batch = 0i32;
+    while next < job.count {
+        let at = job.pacing.due(next);
+        let end = (next + CEILING_BATCH as u64).min(job.count);
+        let partition = partitions.map_or(-1, |n| batch % n);
+        batch += 1;
+        messages.clear();
+        for i in next..end {
+            due.push(at);
+            messages.push(rd::rd_kafka_message_t {
+                err: rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+                rkt: std::ptr::null_mut(),
+                partition,
+                payload: job.payload.as_ptr() as *mut c_void,
+                len: job.payload.len(),
+                key: std::ptr::null_mut(),
+                key_len: 0,
+                offset: 0,
+                // The index, as `Stamps` reads its opaque (a `usize`).
+                _private: i as usize as *mut c_void,
+            });
+        }
+        let mut from = 0;
+        while from < messages.len() {
+            let count = (messages.len() - from) as i32;
+            // SAFETY: `messages[from..]` are initialised entries whose
+            // payload (the job's, alive for the run) outlives the reports;
+            // no flags: no copy, nothing freed by librdkafka.
+            let accepted = unsafe {
+                rd::rd_kafka_produce_batch(rkt, partition, 0, messages[from..].as_mut_ptr(), count)
+            };
+            if accepted == count {
+                break;
+            }
+            // Queue full: librdkafka took the records before the first
+            // refused one; the rest go again once there is room.
+            let refused = messages[from..]
+                .iter()
+                .position(|m| m.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+                .expect("a refused record");
+            assert_eq!(
+                messages[from + refused].err,
+                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL,
+                "rd_kafka_produce_batch refused a record"
+            );
+            from += refused;
+            for m in &mut messages[from..] {
+                m.err = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR;
+            }
+            thread::yield_now();
+        }
+        if next % 4096 < CEILING_BATCH as u64 {
+            job.progress.fetch_add(4096, Ordering::Relaxed);
+        }
+        next = end;
     }
-    let mut tally = Tally::with_capacity(job.count as usize);
-    tally.latencies = (0..job.count as usize)
-        .map(|i| {
-            (context.done[i].load(Ordering::Relaxed) + origin_later)
-                .saturating_sub(start_later + due[i])
-        })
-        .collect();
-    tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;
-    if tally.failed > 0 {
-        tally.first_error = Some("delivery failed (see librdkafka's log)".into());
-    }
+    let tally = client.tally(job, before, &due);
+    // SAFETY: ours, and no call refers to it any more.
+    unsafe { rd::rd_kafka_topic_destroy(rkt) };
     tally
 }

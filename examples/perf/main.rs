@@ -42,8 +42,13 @@ perf: produce records and await every delivery report
 USAGE: perf [OPTIONS]
 
   --client NAME        aioproducer (default), future-producer (rust-rdkafka's
-                       FutureProducer) or base-producer (a rust-rdkafka
-                       BaseProducer loop with a poll thread)
+                       FutureProducer), base-producer (a rust-rdkafka
+                       BaseProducer loop with a poll thread),
+                       base-producer-inline (the same on one thread, poll(0)
+                       after each send), or librdkafka's ceiling, no futures:
+                       librdkafka-batch (rd_kafka_produce_batch, 1000 records
+                       per call, each call to one partition in turn) and
+                       librdkafka-batch-ua (the same, partitioner's choice)
   --messages N         records to produce (default 1000000)
   --seconds S          with --rate: produce for S seconds instead (messages = rate x S)
   --size BYTES         payload size (default 100)
@@ -51,7 +56,8 @@ USAGE: perf [OPTIONS]
   --topic NAME         topic (default perf-<pid>; created if missing)
   --brokers HOST:PORT  a real cluster (default: an embedded mock cluster)
   --workers N          aioproducer worker threads (default: the producer's)
-  --producers N        threads calling produce (default 1; not for base-producer)
+  --producers N        threads calling produce (default 1; aioproducer and
+                       future-producer only)
   --batch-size N       aioproducer: hold N records per worker before handing over
   --buffer-timeout-ms MS  with --batch-size: longest hold (default 100)
   --linger-ms MS       librdkafka linger.ms (default: librdkafka's, 5)
@@ -68,6 +74,9 @@ pub enum Kind {
     Ours,
     Future,
     Base,
+    BaseInline,
+    Batch,
+    BatchUa,
 }
 
 impl Kind {
@@ -76,6 +85,9 @@ impl Kind {
             "aioproducer" => Some(Kind::Ours),
             "future-producer" => Some(Kind::Future),
             "base-producer" => Some(Kind::Base),
+            "base-producer-inline" => Some(Kind::BaseInline),
+            "librdkafka-batch" => Some(Kind::Batch),
+            "librdkafka-batch-ua" => Some(Kind::BatchUa),
             _ => None,
         }
     }
@@ -85,6 +97,18 @@ impl Kind {
             Kind::Ours => "aioproducer",
             Kind::Future => "future-producer",
             Kind::Base => "base-producer",
+            Kind::BaseInline => "base-producer-inline",
+            Kind::Batch => "librdkafka-batch",
+            Kind::BatchUa => "librdkafka-batch-ua",
+        }
+    }
+
+    /// How a `BaseProducer` client polls, for the clients built on one.
+    fn polling(self) -> Option<clients::Polling> {
+        match self {
+            Kind::Ours | Kind::Future => None,
+            Kind::BaseInline => Some(clients::Polling::Inline),
+            Kind::Base | Kind::Batch | Kind::BatchUa => Some(clients::Polling::Thread),
         }
     }
 }
@@ -176,7 +200,7 @@ fn parse() -> Result<Options, String> {
     } else if o.seconds.is_some() {
         return Err("--seconds needs --rate".into());
     }
-    if o.client == Kind::Base {
+    if o.client.polling().is_some() {
         o.producers = 1;
     }
     Ok(o)
@@ -320,9 +344,14 @@ impl Clients {
             futures::executor::block_on(producer.send(record, Duration::from_secs(30)))
                 .map_err(|(e, _)| e)?;
         }
-        let base = match options.client {
-            Kind::Base => Some(clients::BaseClient::new(&config, topic, options.messages)?),
-            _ => None,
+        let base = match options.client.polling() {
+            Some(polling) => Some(clients::BaseClient::new(
+                &config,
+                topic,
+                options.messages,
+                polling,
+            )?),
+            None => None,
         };
         Ok(Self { ours, future, base })
     }
@@ -388,7 +417,14 @@ fn produce(options: &Options, clients: &Clients, topic: &str) -> Measured {
                         } else if let (Some(producer), Some(w)) = (future, future_window.as_mut()) {
                             clients::run_future(producer, &job, w)
                         } else {
-                            clients::run_base(base.as_ref().expect("one client"), &job)
+                            let base = base.as_ref().expect("one client");
+                            match options.client {
+                                Kind::Batch => {
+                                    clients::run_batch(base, &job, Some(options.partitions))
+                                }
+                                Kind::BatchUa => clients::run_batch(base, &job, None),
+                                _ => clients::run_base(base, &job),
+                            }
                         }
                     })
                     .expect("spawn a producer thread")

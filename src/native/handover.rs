@@ -53,11 +53,8 @@ use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::client::fatal_or;
 use crate::native::reports::Reports;
-use crate::native::topic::NativeTopic;
+use crate::native::topic::{NativeTopic, UNASSIGNED};
 use crate::record::Record;
-
-/// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
-pub(crate) const UNASSIGNED: i32 = -1;
 
 const QUEUE_FULL: rd::rd_kafka_resp_err_t = rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__QUEUE_FULL;
 const UNKNOWN_PARTITION: rd::rd_kafka_resp_err_t =

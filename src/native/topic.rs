@@ -40,7 +40,6 @@ use rdkafka::bindings as rd;
 
 use crate::error::Error;
 use crate::native::client::NativeProducer;
-use crate::native::handover::UNASSIGNED;
 use crate::native::metadata::{Limit, Partitions, TopicMetadata, FIRST_READ_WAIT};
 use crate::native::owned::Owned;
 use crate::record::Topic;
@@ -88,6 +87,9 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Sweeps asked for between two looks at the clock for an idle sweep.
 const SWEEP_CLOCK_EVERY: u32 = 64;
+
+/// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
+pub(crate) const UNASSIGNED: i32 = -1;
 
 /// The partition of a batch of records whose partition the worker chooses
 /// at hand-over ([`TopicCache::sticky`]; module docs). Never given to
