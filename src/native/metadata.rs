@@ -77,7 +77,9 @@ pub(crate) enum Limit {
 }
 
 /// The partitions of a topic that have a leader, in ascending order.
-pub(crate) type Partitions = Arc<[i32]>;
+/// (`std`'s `Arc`, also under loom: plain data shared under the map's lock,
+/// no protocol to model.)
+pub(crate) type Partitions = std::sync::Arc<[i32]>;
 
 /// What the thread reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
