@@ -23,7 +23,7 @@ use aioproducer::rdkafka::{ClientConfig, ClientContext};
 use aioproducer::{AioProducer, Record, Topic};
 use bytes::Bytes;
 
-use crate::probe::{nanos_since, Tally, Window};
+use crate::probe::{nanos_since, Tally, Window, SAMPLE_EVERY, UNTIMED};
 
 /// When each record is due: now (as fast as possible), or on a fixed
 /// schedule (a rate), so that a stall delays every record behind it.
@@ -35,7 +35,14 @@ pub struct Pacing {
 }
 
 impl Pacing {
-    /// Waits until record `i` is due; returns its due time.
+    /// Whether record `i` is timed (module docs of `probe.rs`).
+    pub fn timed(&self, i: u64) -> bool {
+        self.interval.is_some() || i % SAMPLE_EVERY == 0
+    }
+
+    /// Waits until record `i` is due; returns its due time, or [`UNTIMED`]
+    /// for a record not timed (as fast as possible, all but one in
+    /// [`SAMPLE_EVERY`]: no clock read).
     ///
     /// The wait sleeps while the record is far off and yields the CPU while
     /// it is near, so on a small machine the producing thread does not take
@@ -45,6 +52,7 @@ impl Pacing {
         /// Far enough ahead to sleep: more than a sleep's usual overshoot.
         const SLEEP_ABOVE: u64 = 200_000;
         match self.interval {
+            None if !self.timed(i) => UNTIMED,
             None => nanos_since(self.start),
             Some(ns) => {
                 let due = (i as f64 * ns) as u64;
@@ -181,7 +189,11 @@ impl ProducerContext for Stamps {
 
     fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
         if let Some(done) = self.done.get(index) {
-            done.store(nanos_since(self.origin), Ordering::Relaxed);
+            // Relaxed: set by `BaseClient::expect` before the send, which
+            // librdkafka's queue locks order before this call.
+            if done.load(Ordering::Relaxed) != UNTIMED {
+                done.store(nanos_since(self.origin), Ordering::Relaxed);
+            }
         }
         if result.is_err() {
             self.failed.fetch_add(1, Ordering::Relaxed);
@@ -305,16 +317,26 @@ impl BaseClient {
             .as_nanos() as u64;
         let mut tally = Tally::with_capacity(job.count as usize);
         tally.latencies = (0..job.count as usize)
+            .filter(|&i| due[i] != UNTIMED)
             .map(|i| {
                 (context.done[i].load(Ordering::Relaxed) + origin_later)
                     .saturating_sub(start_later + due[i])
             })
             .collect();
+        tally.reported = job.count;
         tally.failed = context.failed.load(Ordering::Relaxed) - failed_before;
         if tally.failed > 0 {
             tally.first_error = Some("delivery failed (see librdkafka's log)".into());
         }
         tally
+    }
+
+    /// Readies record `i`'s stamp: the callback stamps it only if it is
+    /// timed (`due` is not [`UNTIMED`]).
+    fn expect(&self, i: u64, due: u64) {
+        let stamp = if due == UNTIMED { UNTIMED } else { 0 };
+        // Relaxed: the send that follows hands it to librdkafka's thread.
+        self.producer.context().done[i as usize].store(stamp, Ordering::Relaxed);
     }
 
     /// The counts the next run's tally starts from.
@@ -345,7 +367,9 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
     let before = client.counts();
     let mut due = Vec::with_capacity(job.count as usize);
     for i in 0..job.count {
-        due.push(job.pacing.due(i));
+        let at = job.pacing.due(i);
+        due.push(at);
+        client.expect(i, at);
         let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(job.topic, i as usize)
             .payload(&job.payload[..]);
         loop {
@@ -394,13 +418,19 @@ pub fn run_batch(client: &BaseClient, job: &Job<'_>, partitions: Option<i32>) ->
     let mut next = 0u64;
     let mut batch = 0i32;
     while next < job.count {
-        let at = job.pacing.due(next);
+        // One clock read per batch: when its first record is due.
+        let at = match job.pacing.interval {
+            Some(_) => job.pacing.due(next),
+            None => nanos_since(job.pacing.start),
+        };
         let end = (next + CEILING_BATCH as u64).min(job.count);
         let partition = partitions.map_or(-1, |n| batch % n);
         batch += 1;
         messages.clear();
         for i in next..end {
+            let at = if job.pacing.timed(i) { at } else { UNTIMED };
             due.push(at);
+            client.expect(i, at);
             messages.push(rd::rd_kafka_message_t {
                 err: rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
                 rkt: std::ptr::null_mut(),

@@ -517,12 +517,13 @@ fn report(
              \"mb_per_sec\":{mb_per_sec:.2},\"cpu_us_per_record\":{cpu_us_per_record:.3},\
              \"peak_rss_mib\":{:.1},\"p50_us\":{p50:.0},\"p99_us\":{p99:.0},\
              \"p999_us\":{p999:.0},\"max_us\":{max:.0},\"delivered\":{delivered},\
-             \"failed\":{failed},\"mean_batch\":{}}}",
+             \"failed\":{failed},\"timed\":{},\"mean_batch\":{}}}",
             options.messages,
             options.size,
             options.partitions,
             options.rate.map_or("null".into(), |r| format!("{r:.0}")),
             after.peak_rss_kib as f64 / 1024.0,
+            latencies.len(),
             batches.map_or("null".into(), |b| format!("{b:.1}")),
         );
     } else {
@@ -532,7 +533,9 @@ fn report(
         );
         println!("throughput: {records_per_sec:.0} records/s, {mb_per_sec:.2} MB/s");
         println!(
-            "delivery latency (us): p50 {p50:.0}, p99 {p99:.0}, p99.9 {p999:.0}, max {max:.0}"
+            "delivery latency (us, {} records timed): p50 {p50:.0}, p99 {p99:.0}, p99.9 {p999:.0}, \
+             max {max:.0}",
+            latencies.len()
         );
         println!(
             "cpu {cpu_us_per_record:.3} us/record; peak RSS {:.1} MiB",
