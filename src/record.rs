@@ -164,6 +164,9 @@ pub struct Header {
 /// assert_eq!(record.headers().len(), 1);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+// `repr(C)`, topic first: a delivery slot keeps the topic, which the future
+// reads with the outcome, on the lines its completer writes (`slot.rs`).
+#[repr(C)]
 pub struct Record {
     topic: Topic,
     key: Option<Bytes>,
@@ -417,6 +420,12 @@ fn broken_rule(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topic_leads_the_record() {
+        // A delivery slot relies on it (`slot.rs`).
+        assert_eq!(std::mem::offset_of!(Record, topic), 0);
+    }
 
     #[test]
     fn varint_len_matches_zigzag_encoding() {

@@ -68,6 +68,11 @@ const PARITY: u64 = 1 << 4;
 /// only after the report (the common case under load) never sets it, and
 /// then neither side touches the waker at all.
 const REGISTERED: u64 = 1 << 5;
+/// The record was produced with a callback (set with `DETACHED` by
+/// `occupy`): the completer reads the callback cell only then, so that
+/// completing a record with a future touches none of the lines that hold
+/// the record and the callback (see [`Slot`]).
+const CALLBACK: u64 = 1 << 6;
 const GEN_SHIFT: u32 = 32;
 
 /// A slot's state word, unpacked by name: the generation in the high 32
@@ -86,7 +91,7 @@ impl SlotState {
     fn occupied(generation: u32, detached: bool, parity: Parity) -> Self {
         let mut bits = Self::free(generation).0 | IN_USE;
         if detached {
-            bits |= DETACHED;
+            bits |= DETACHED | CALLBACK;
         }
         if parity.is_odd() {
             bits |= PARITY;
@@ -118,6 +123,10 @@ impl SlotState {
         self.0 & REGISTERED != 0
     }
 
+    fn has_callback(self) -> bool {
+        self.0 & CALLBACK != 0
+    }
+
     fn parity(self) -> Parity {
         Parity::from_odd(self.0 & PARITY != 0)
     }
@@ -147,8 +156,9 @@ pub enum Outcome {
     },
     /// Not delivered.
     Failed {
-        /// Why.
-        error: Error,
+        /// Why (boxed: failures are rare, and a small outcome keeps the
+        /// lines the completer writes few, see [`Slot`]).
+        error: Box<Error>,
         /// Whether it may be in the log anyway.
         persistence: Persistence,
     },
@@ -158,7 +168,7 @@ impl Outcome {
     /// A failure of a record that never left this process.
     pub fn failed(error: Error) -> Self {
         Outcome::Failed {
-            error,
+            error: Box::new(error),
             persistence: Persistence::NotPersisted,
         }
     }
@@ -182,7 +192,7 @@ impl Outcome {
                 timestamp,
             }),
             Outcome::Failed { error, persistence } => {
-                Err(DeliveryError::new(error, persistence, record))
+                Err(DeliveryError::new(*error, persistence, record))
             }
         }
     }
@@ -215,16 +225,26 @@ pub struct Claim {
 /// prefetcher moves; crossbeam's `CachePadded` uses the same): the thread
 /// completing one slot and a caller reusing its neighbour never share a
 /// line (`docs/ARCHITECTURE.md`, Allocation, has what it saved).
-#[repr(align(128))]
+///
+/// Laid out in this order (`repr(C)`) so that what crosses threads at
+/// completion sits in the first 128 bytes: the state, the outcome and the
+/// waker, which the completer (`rdk:bg`) writes, and the record's topic
+/// (first in `Record`), which the future reads with them. Completing a
+/// record with a future then touches one pair of lines; before, the state,
+/// the outcome and the topic sat on three lines, and the completer's claim
+/// and the future's poll each waited for them in turn. The rest of the
+/// record and the callback (read by the completer only when the state says
+/// there is one) follow.
+#[repr(C, align(128))]
 pub struct Slot {
     state: AtomicU64,
     /// While free: `index + 1` of the next free slot in the pool's stack
     /// (0: none). Owned by the pool.
     pub(crate) next: AtomicU32,
-    record: UnsafeCell<Option<Record>>,
     outcome: UnsafeCell<Option<Outcome>>,
-    callback: UnsafeCell<Option<Callback>>,
     waker: AtomicWaker,
+    record: UnsafeCell<Option<Record>>,
+    callback: UnsafeCell<Option<Callback>>,
 }
 
 // SAFETY: the cells are accessed only by the owner of the state they belong
@@ -350,9 +370,15 @@ impl Slot {
     /// The caller claimed the slot ([`claim`](Slot::claim) returned `Some`)
     /// and has not published it yet.
     pub unsafe fn publish(&self) -> Next {
+        // Relaxed: CALLBACK was set by `occupy` and seen by our claim's
+        // Acquire; nobody changes it while the slot is claimed.
+        let has_callback = SlotState(self.state.load(Relaxed)).has_callback();
         // SAFETY: the claim makes this thread the only one touching the
         // callback and outcome until COMPLETE is published.
-        if let Some(callback) = self.callback.with_mut(|c| unsafe { (*c).take() }) {
+        if let Some(callback) = has_callback
+            .then(|| self.callback.with_mut(|c| unsafe { (*c).take() }))
+            .flatten()
+        {
             // SAFETY: as above; nobody else reads the record of a claimed,
             // detached slot.
             let record = self
@@ -374,6 +400,8 @@ impl Slot {
             }
             return Next::Release;
         }
+        // A callback record always takes the branch above: CALLBACK is set
+        // exactly when `occupy` stored a callback.
         // AcqRel: Release publishes the outcome to `poll`; Acquire orders a
         // concurrent DETACHED before our release of the slot.
         let previous = SlotState(
@@ -443,7 +471,11 @@ impl Slot {
             Outcome::Failed { error, persistence } => {
                 // SAFETY: as above.
                 let record = self.record.with_mut(|r| unsafe { (*r).take() });
-                Err(DeliveryError::new(error, persistence, record.expect(HOLDS)))
+                Err(DeliveryError::new(
+                    *error,
+                    persistence,
+                    record.expect(HOLDS),
+                ))
             }
         };
         Poll::Ready(result)
@@ -502,5 +534,31 @@ impl Slot {
         let next = SlotState::free(state.generation().wrapping_add(step));
         // Release: the next owner (via the free list) sees the emptied cells.
         self.state.store(next.0, Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::*;
+    use crate::record::Topic;
+
+    #[test]
+    fn what_crosses_threads_at_completion_sits_in_the_first_two_lines() {
+        let topic_end = offset_of!(Slot, record) + size_of::<Topic>();
+        let fields = [
+            ("state", offset_of!(Slot, state) + size_of::<AtomicU64>()),
+            (
+                "outcome",
+                offset_of!(Slot, outcome) + size_of::<Option<Outcome>>(),
+            ),
+            ("waker", offset_of!(Slot, waker) + size_of::<AtomicWaker>()),
+            ("the record's topic", topic_end),
+        ];
+        for (field, end) in fields {
+            assert!(end <= 128, "{field} ends at byte {end} of the slot");
+        }
+        assert_eq!(size_of::<Slot>() % 128, 0);
     }
 }

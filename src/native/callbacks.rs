@@ -132,7 +132,7 @@ impl Iterator for DeliveryReports<'_> {
             // A record failed by a fatal error (or by the purge librdkafka
             // runs after one) says so.
             Outcome::Failed { error, persistence } => Outcome::Failed {
-                error: fatal_or(self.reports, self.rk, error),
+                error: Box::new(fatal_or(self.reports, self.rk, *error)),
                 persistence,
             },
             delivered => delivered,
@@ -195,7 +195,7 @@ unsafe fn outcome(message: &rd::rd_kafka_message_t) -> Outcome {
         rd::rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_PERSISTED => Persistence::Persisted,
     };
     Outcome::Failed {
-        error: Error::kafka(RDKafkaErrorCode::from(message.err)),
+        error: Box::new(Error::kafka(RDKafkaErrorCode::from(message.err))),
         persistence,
     }
 }
