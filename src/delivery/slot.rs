@@ -179,14 +179,14 @@ impl Outcome {
     }
 
     /// Pairs the outcome with its record into what the caller receives.
-    pub(crate) fn into_result(self, record: Record) -> Result<Delivery, DeliveryError> {
+    pub(crate) fn into_result(self, mut record: Record) -> Result<Delivery, DeliveryError> {
         match self {
             Outcome::Delivered {
                 partition,
                 offset,
                 timestamp,
             } => Ok(Delivery {
-                topic: record.topic().clone(),
+                topic: record.take_topic(),
                 partition,
                 offset,
                 timestamp,
@@ -460,10 +460,11 @@ impl Slot {
                 offset,
                 timestamp,
             } => Ok(Delivery {
-                // SAFETY: as above.
+                // SAFETY: as above. The record stays in the slot (dropped on
+                // release) without its topic (`Record::take_topic`).
                 topic: self
                     .record
-                    .with(|r| unsafe { (*r).as_ref() }.expect(HOLDS).topic().clone()),
+                    .with_mut(|r| unsafe { (*r).as_mut() }.expect(HOLDS).take_topic()),
                 partition,
                 offset,
                 timestamp,
