@@ -5,7 +5,10 @@
 //! last (a stale report) against the slot they hold, and their own ticket
 //! once released. No slot is handed out twice (loom also flags any
 //! unsynchronised access to a slot's cells), none is lost, and a stale
-//! generation never completes a slot.
+//! generation never completes a slot. The pool has two free stacks under
+//! loom and the model's threads are numbered 0 (the set-up), 1 and 2: the
+//! set-up releases to stack 0 and thread "a" (1) finds its own stack empty
+//! and pops stack 0, so taking from another thread's stack is modelled too.
 //!
 //! `stack_model`: the free stack alone, under the pattern that defeats an
 //! untagged Treiber stack (one thread pops while another pops two and pushes

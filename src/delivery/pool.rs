@@ -6,12 +6,25 @@
 //! stays until the pool is dropped: slot addresses are stable and an index
 //! is all a future, a ring or librdkafka's opaque needs to carry.
 //!
-//! Free slots form a lock-free stack (Treiber's), linked through each
+//! Free slots form lock-free stacks (Treiber's), linked through each
 //! slot's `next` field. `acquire` pops a free index, or, when none is free,
 //! claims a never-used index from `next`. In steady state every acquisition
 //! is a reuse: no allocation per record. A stack rather than a queue: the
 //! slot released last is reused first, while its cache lines are still
 //! warm, and a push or a pop is one CAS.
+//!
+//! # One stack per thread group
+//!
+//! There are [`SHARDS`] stacks. A thread releases to the stack of its
+//! number (`sync::thread_number`) and acquires from it, and pops the other
+//! stacks in turn only when its own is empty; only when every stack was
+//! found empty does it create a slot. Producing threads that await their
+//! own futures so each keep a stack of their own, and no line is written
+//! per record by every producer (one shared stack head was: a profile with
+//! four producing threads put `Pool::acquire` at 6% of all samples, against
+//! 4% with one). A slot found on no stack because it moved between stacks
+//! during the scan makes one slot more, which later acquisitions reuse, so
+//! the pool still grows only to about what is held at once.
 //!
 //! # The stack and its ABA guard
 //!
@@ -58,6 +71,12 @@ const FIRST_PAGE: usize = 256;
 #[cfg(aioproducer_loom)]
 const FIRST_PAGE: usize = 2;
 
+/// Free stacks (module docs).
+#[cfg(not(aioproducer_loom))]
+const SHARDS: usize = 4;
+#[cfg(aioproducer_loom)]
+const SHARDS: usize = 2;
+
 /// Enough pages for any `u32` index.
 const PAGES: usize = 32;
 
@@ -67,8 +86,9 @@ const MAX_SLOTS: usize = u32::MAX as usize;
 /// The pool of delivery slots.
 pub struct Pool {
     pages: [AtomicPtr<Slot>; PAGES],
-    /// Top of the free stack: tag (high 32 bits) and `index + 1` (0: empty).
-    free: CachePadded<AtomicU64>,
+    /// Tops of the free stacks: tag (high 32 bits) and `index + 1` (0:
+    /// empty) each.
+    free: [CachePadded<AtomicU64>; SHARDS],
     /// Indices handed out so far (fresh slots).
     next: CachePadded<AtomicUsize>,
 }
@@ -105,6 +125,11 @@ impl StackHead {
     }
 }
 
+/// The stack the calling thread releases to and acquires from first.
+fn home_stack() -> usize {
+    crate::sync::thread_number() % SHARDS
+}
+
 /// Page number and offset of slot `index`.
 fn locate(index: usize) -> (usize, usize) {
     let scaled = index / FIRST_PAGE + 1;
@@ -132,7 +157,7 @@ impl Pool {
     pub fn new() -> Self {
         Self {
             pages: std::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
-            free: CachePadded::new(AtomicU64::new(0)),
+            free: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
             next: CachePadded::new(AtomicUsize::new(0)),
         }
     }
@@ -142,8 +167,11 @@ impl Pool {
     /// # Panics
     /// When 2³²−1 slots are held at once (hundreds of GiB of them).
     pub fn acquire(&self) -> u32 {
-        if let Some(index) = self.pop() {
-            return index;
+        let home = home_stack();
+        for k in 0..SHARDS {
+            if let Some(index) = self.pop(&self.free[(home + k) % SHARDS]) {
+                return index;
+            }
         }
         // Relaxed: `next` only hands out distinct numbers; the page pointer
         // (Acquire/Release in `page`) publishes the memory.
@@ -208,41 +236,35 @@ impl Pool {
     pub unsafe fn release(&self, index: u32) {
         // SAFETY: forwarded contract.
         unsafe { self.slot(index).reset() };
-        self.push(index);
+        self.push(&self.free[home_stack()], index);
     }
 
-    /// Pops a free index.
-    fn pop(&self) -> Option<u32> {
+    /// Pops a free index from the stack topped by `free`.
+    fn pop(&self, free: &AtomicU64) -> Option<u32> {
         // Acquire: see the slot (and its `next`) as its pusher left it.
-        let mut head = StackHead(self.free.load(Acquire));
+        let mut head = StackHead(free.load(Acquire));
         loop {
             let top = head.top()?;
             // Relaxed: a stale `next` (the slot was taken meanwhile) is
             // harmless, the tag makes the CAS below fail.
             let next = self.slot(top).next.load(Relaxed);
             // AcqRel: Acquire as above; Release keeps the tag chain ordered.
-            match self
-                .free
-                .compare_exchange_weak(head.0, head.retag(next).0, AcqRel, Acquire)
-            {
+            match free.compare_exchange_weak(head.0, head.retag(next).0, AcqRel, Acquire) {
                 Ok(_) => return Some(top),
                 Err(actual) => head = StackHead(actual),
             }
         }
     }
 
-    /// Pushes a free index.
-    fn push(&self, index: u32) {
+    /// Pushes a free index on the stack topped by `free`.
+    fn push(&self, free: &AtomicU64, index: u32) {
         let slot = self.slot(index);
-        let mut head = StackHead(self.free.load(Relaxed));
+        let mut head = StackHead(free.load(Relaxed));
         loop {
             // Relaxed: published by the Release CAS below.
             slot.next.store(head.link(), Relaxed);
             // Release: the next popper sees the emptied slot and `next`.
-            match self
-                .free
-                .compare_exchange_weak(head.0, head.retag(index + 1).0, Release, Relaxed)
-            {
+            match free.compare_exchange_weak(head.0, head.retag(index + 1).0, Release, Relaxed) {
                 Ok(_) => return,
                 Err(actual) => head = StackHead(actual),
             }

@@ -47,6 +47,25 @@ mod imp {
 
     pub(crate) use futures::task::AtomicWaker;
 
+    /// A small number for the calling thread, the same on every call:
+    /// threads are numbered in the order they first ask.
+    pub(crate) fn thread_number() -> usize {
+        use std::cell::Cell;
+        use std::sync::atomic::Ordering::Relaxed;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static NUMBER: Cell<Option<usize>> = const { Cell::new(None) };
+        }
+        NUMBER.with(|number| {
+            number.get().unwrap_or_else(|| {
+                // Relaxed: only hands out distinct numbers.
+                let fresh = NEXT.fetch_add(1, Relaxed);
+                number.set(Some(fresh));
+                fresh
+            })
+        })
+    }
+
     /// A mutex with `parking_lot`'s infallible `lock()`.
     pub(crate) type Mutex<T> = parking_lot::Mutex<T>;
 
@@ -88,6 +107,17 @@ mod imp {
     };
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
+
+    /// A number for the calling (loom) thread, the same on every call and
+    /// in every execution of a model: its index in the execution, which
+    /// loom shows only in the id's `Debug` form (loom threads share the OS
+    /// thread's thread-locals, so the std version would number them all
+    /// alike).
+    pub(crate) fn thread_number() -> usize {
+        let id = format!("{:?}", loom::thread::current().id());
+        let digits: String = id.chars().filter(char::is_ascii_digit).collect();
+        digits.parse().expect("loom's ThreadId(N)")
+    }
 
     use std::collections::VecDeque;
     use std::task::Waker;
