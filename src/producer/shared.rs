@@ -139,27 +139,27 @@ impl Shared {
     /// hand-over that starts after them, and `purge` purges librdkafka only
     /// after every worker acknowledged, so a hand-over that began before
     /// the flag was visible is purged there.
-    pub(crate) fn begin_purge(&self, target: u64) {
+    pub fn begin_purge(&self, target: u64) {
         // Relaxed: published to the workers by the purge request's release.
         self.purging.fetch_max(target, Relaxed);
     }
 
     /// The purge with flush target `target` is over (unless a later one
     /// began meanwhile).
-    pub(crate) fn end_purge(&self, target: u64) {
+    pub fn end_purge(&self, target: u64) {
         // Relaxed: a stale flag only fails records a purge could have taken.
         let _ = self.purging.compare_exchange(target, 0, Relaxed, Relaxed);
     }
 
     /// Asks every worker to fail what it holds; returns the requests to
     /// wait for with [`Shared::purges_served`].
-    pub(crate) fn request_purges(&self) -> Vec<u64> {
+    pub fn request_purges(&self) -> Vec<u64> {
         self.workers.iter().map(|w| w.request_purge()).collect()
     }
 
     /// Resolves once every worker served its request of `requests`, or
     /// once `done_anyway()` (the workers have exited).
-    pub(crate) async fn purges_served(&self, requests: &[u64], done_anyway: impl Fn() -> bool) {
+    pub async fn purges_served(&self, requests: &[u64], done_anyway: impl Fn() -> bool) {
         self.purge_acks
             .wait_for(|| {
                 let served = self.workers.iter().zip(requests).all(|(w, &r)| w.purged(r));
@@ -178,6 +178,33 @@ impl Shared {
     #[cfg(aioproducer_loom)]
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Worker `id`'s remote (for the loom models).
+    #[cfg(aioproducer_loom)]
+    pub fn worker(&self, id: usize) -> &Remote {
+        &self.workers[id]
+    }
+
+    /// Whether a purge under way takes the record of `ticket` instead of
+    /// its hand-over (see [`Shared::begin_purge`]).
+    ///
+    /// # Safety
+    /// The caller holds the ticket, popped and not yet handed over.
+    pub unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
+        if bugs::active(Bug::SkipPurgeFlag) {
+            return false;
+        }
+        // Relaxed: see `begin_purge`.
+        let target = self.purging.load(Relaxed);
+        // SAFETY: forwarded contract.
+        target != 0
+            && unsafe { self.pool.slot(ticket.index()).parity() } == Parity::of_epoch(target)
+    }
+
+    /// Tells those waiting that a worker served a purge request.
+    pub fn purge_served(&self) {
+        self.purge_acks.notify_all();
     }
 
     /// Completes the record behind `ticket` exactly once: a stale or
@@ -333,16 +360,12 @@ impl Host for Shared {
         &self.timer
     }
 
-    /// See [`Shared::begin_purge`].
     unsafe fn purged_at_hand_over(&self, ticket: Ticket) -> bool {
-        // Relaxed: see `begin_purge`.
-        let target = self.purging.load(Relaxed);
         // SAFETY: forwarded contract.
-        target != 0
-            && unsafe { self.pool.slot(ticket.index()).parity() } == Parity::of_epoch(target)
+        unsafe { Shared::purged_at_hand_over(self, ticket) }
     }
 
     fn purge_served(&self) {
-        self.purge_acks.notify_all();
+        Shared::purge_served(self);
     }
 }

@@ -52,6 +52,9 @@ pub enum Bug {
     /// Taking the baton is `Relaxed` instead of `Acquire`: a holder may not
     /// see the previous holder's writes to the core.
     RelaxedBaton,
+    /// A hand-over ignores the purge flag: a record of a purge's parity
+    /// pushed after its worker served the purge reaches librdkafka.
+    SkipPurgeFlag,
 }
 
 #[cfg(aioproducer_loom)]
