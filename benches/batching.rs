@@ -27,6 +27,7 @@ fn batching(c: &mut Criterion) {
                             let key = BatchKey {
                                 topic: 0,
                                 partition: (ticket.index() % 6) as i32,
+                                hashed: false,
                             };
                             batches.push(key, ticket);
                             true

@@ -59,11 +59,14 @@ pub struct WorkerStats {
     /// Of `records`, those that producers handed over on its behalf while
     /// it slept (no thread hop; see the crate docs).
     pub handed_over_by_producers: u64,
-    /// Of `records`, those with no key and no partition whose partition it
-    /// chose itself, sticky, among the partitions the topic's metadata
-    /// shows with a leader (as librdkafka's sticky partitioner does, minus
-    /// its per-record partition lookup and clock reads); the others went to
-    /// librdkafka's partitioner or to their explicit partition.
+    /// Of `records`, those whose partition it chose itself: with no key
+    /// and no partition, sticky, among the partitions the topic's metadata
+    /// shows with a leader (as librdkafka's sticky partitioner does); with
+    /// a key, by the configured `partitioner`'s hash of it (where
+    /// librdkafka puts it). Either way librdkafka is spared its
+    /// per-record partitioner. The others went to librdkafka's partitioner
+    /// (their topic's partitions not known yet) or to their explicit
+    /// partition.
     pub partitioned: u64,
     /// Topic handles it holds (those of topics in use: idle ones are
     /// evicted once there are many).

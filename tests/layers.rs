@@ -36,6 +36,7 @@ const LAYERS: &[&str] = &[
     "native::handover",
     "native::topic",
     "native::metadata",
+    "native::partitioner",
     "native::callbacks",
     "native::client",
     "native::reports",

@@ -155,7 +155,13 @@ fn a_full_librdkafka_queue_passes_a_producers_records_to_the_worker_in_order() {
             record = record.with_header("h", "v");
         }
         futures.push(producer.try_produce(record).expect("room"));
-        std::thread::sleep(Duration::from_micros(50));
+        // The first records far apart: librdkafka's queue has drained and
+        // the worker sleeps when they come, so producers hand them over
+        // even on a loaded machine (a run under load once saw the queue
+        // full for every record); the rest close together, so the queue
+        // fills and the worker takes over.
+        let gap = if i < 20 { 20_000 } else { 50 };
+        std::thread::sleep(Duration::from_micros(gap));
     }
     let keys: Vec<Vec<u8>> = run(Duration::from_secs(60), async {
         futures::future::join_all(futures).await

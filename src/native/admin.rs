@@ -130,14 +130,23 @@ pub(crate) enum PartitionsUnknown {
     Topic(String),
 }
 
-/// The partitions of `topic` that have a leader, in ascending order.
+/// A topic's partitions, as the cluster's metadata shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicPartitions {
+    /// How many there are (what a key's hash is taken modulo).
+    pub(crate) count: i32,
+    /// Those that have a leader, in ascending order.
+    pub(crate) available: Box<[i32]>,
+}
+
+/// The partitions of `topic`.
 ///
 /// Blocks the calling thread for up to `timeout`.
-pub(crate) fn available_partitions(
+pub(crate) fn topic_partitions(
     rk: *mut rd::rd_kafka_t,
     topic: &str,
     timeout: Duration,
-) -> Result<Vec<i32>, PartitionsUnknown> {
+) -> Result<TopicPartitions, PartitionsUnknown> {
     let name = CString::new(topic)
         .map_err(|_| PartitionsUnknown::Topic("topic name contains NUL".into()))?;
     // SAFETY: `rk` is a live handle (the caller holds the producer); the
@@ -171,7 +180,10 @@ pub(crate) fn available_partitions(
                     .map(|p| p.id)
                     .collect();
                 available.sort_unstable();
-                Ok(available)
+                Ok(TopicPartitions {
+                    count: t.partition_cnt,
+                    available: available.into(),
+                })
             }
         };
         rd::rd_kafka_metadata_destroy(metadata);

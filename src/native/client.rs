@@ -128,15 +128,14 @@ impl NativeProducer {
         self.client.native_ptr()
     }
 
-    /// The partitions of `topic` that have a leader, read from the cluster
-    /// (blocks for up to `timeout`; only the metadata thread calls it, see
-    /// `metadata.rs`).
-    pub(crate) fn available_partitions(
+    /// The partitions of `topic`, read from the cluster (blocks for up to
+    /// `timeout`; only the metadata thread calls it, see `metadata.rs`).
+    pub(crate) fn topic_partitions(
         &self,
         topic: &str,
         timeout: Duration,
-    ) -> Result<Vec<i32>, admin::PartitionsUnknown> {
-        admin::available_partitions(self.ptr(), topic, timeout)
+    ) -> Result<admin::TopicPartitions, admin::PartitionsUnknown> {
+        admin::topic_partitions(self.ptr(), topic, timeout)
     }
 
     /// The topic's `max.message.bytes`, read from the cluster (blocks for

@@ -11,6 +11,7 @@ use rdkafka::config::{ClientConfig, NativeClientConfig};
 use rdkafka::error::KafkaError;
 
 use crate::error::Error;
+use crate::native::partitioner::KeyHash;
 use crate::native::{self, default_topic_property};
 
 /// Shown instead of a secret's value.
@@ -178,6 +179,8 @@ pub(crate) struct NativeSettings {
     /// or the `partitioner` hashes a missing key: `consistent`, `murmur2`,
     /// `fnv1a`).
     pub(crate) sticky_linger: Option<Duration>,
+    /// The `partitioner`'s key hash (`None` for `random`).
+    pub(crate) key_hash: Option<KeyHash>,
 }
 
 /// Checks the configuration librdkafka actually parsed, and reads back what
@@ -236,6 +239,7 @@ pub(crate) fn check_native(
         uncompressed: codec == "none",
         max_queue_bytes: native_number(native, "queue.buffering.max.kbytes")?.saturating_mul(1024),
         sticky_linger: sticky_linger(config, native)?,
+        key_hash: KeyHash::of_partitioner(&topic_get(native, "partitioner")?),
     })
 }
 
@@ -401,6 +405,7 @@ mod tests {
                 uncompressed: true,
                 max_queue_bytes: 0x100000 * 1024,
                 sticky_linger: Some(Duration::from_millis(10)),
+                key_hash: Some(KeyHash::Crc32UnlessEmpty),
             }
         );
         let set = settings(

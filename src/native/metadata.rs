@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel::{self, Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::native::admin::PartitionsUnknown;
+use crate::native::admin::{PartitionsUnknown, TopicPartitions};
 use crate::native::client::{LimitUnknown, NativeProducer};
 use crate::record::Topic;
 use crate::sync::Arc;
@@ -76,10 +76,10 @@ pub(crate) enum Limit {
     Unknown,
 }
 
-/// The partitions of a topic that have a leader, in ascending order.
+/// A topic's partition count and the partitions that have a leader.
 /// (`std`'s `Arc`, also under loom: plain data shared under the map's lock,
 /// no protocol to model.)
-pub(crate) type Partitions = std::sync::Arc<[i32]>;
+pub(crate) type Partitions = std::sync::Arc<TopicPartitions>;
 
 /// What the thread reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,8 @@ pub(crate) struct Reads {
     /// Topic limits (batches go uncompressed: the broker checks the size
     /// we can know).
     pub(crate) limits: bool,
-    /// Topic partitions (workers choose the partition of unkeyed records).
+    /// Topic partitions (workers choose the partition of unkeyed and
+    /// keyed records).
     pub(crate) partitions: bool,
 }
 
@@ -213,7 +214,7 @@ impl Known<'_> {
         limit.unwrap_or(Limit::Pending)
     }
 
-    /// `topic`'s partitions with a leader, if known.
+    /// `topic`'s partitions, if known.
     pub(crate) fn partitions(&self, topic: &Topic) -> Option<Partitions> {
         self.published.partitions.get(topic).cloned()
     }
@@ -395,7 +396,7 @@ impl Lookups {
             if !incoming.is_empty() {
                 return;
             }
-            let read = native.available_partitions(&topic, LOOKUP_TIMEOUT);
+            let read = native.topic_partitions(&topic, LOOKUP_TIMEOUT);
             let Some(tracked) = self.topics.get_mut(&topic) else {
                 continue;
             };
@@ -403,9 +404,11 @@ impl Lookups {
                 Ok(partitions) => {
                     tracked.partitions_due = Instant::now() + PARTITIONS_FRESH_FOR;
                     let fresh = known.known().partitions(&topic);
-                    if fresh.as_deref() != Some(&partitions[..]) {
+                    if fresh.as_deref() != Some(&partitions) {
                         known.publish(|published| {
-                            published.partitions.insert(topic, partitions.into());
+                            published
+                                .partitions
+                                .insert(topic, Partitions::new(partitions));
                         });
                     }
                 }

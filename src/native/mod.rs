@@ -7,6 +7,7 @@
 //!   limit and partitions, and the sticky choice of partition;
 //! - [`admin`]: reading a topic's `max.message.bytes` and partitions;
 //! - [`metadata`]: the thread that reads them, off the hand-over path;
+//! - [`partitioner`]: librdkafka's key hashes, for keyed records;
 //! - [`handover`]: giving a batch of records to librdkafka;
 //! - [`txn`]: the transactional calls and consumer-group metadata.
 //!
@@ -21,6 +22,7 @@ pub(crate) mod config;
 pub(crate) mod handover;
 pub(crate) mod metadata;
 pub(crate) mod owned;
+pub(crate) mod partitioner;
 pub(crate) mod reports;
 pub(crate) mod topic;
 pub(crate) mod txn;

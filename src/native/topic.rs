@@ -1,5 +1,5 @@
 //! A cached librdkafka topic handle (`rd_kafka_topic_t`), and the worker's
-//! choice of partition for unkeyed records.
+//! choice of partition for unkeyed and keyed records.
 //!
 //! `rd_kafka_produce_batch` takes a topic handle; creating one per batch
 //! would cost a lookup and a refcount each time, so every worker keeps one
@@ -31,6 +31,23 @@
 //! would not be sticky (`sticky.partitioning.linger.ms=0`, or a partitioner
 //! that hashes a missing key: `consistent`, `murmur2`, `fnv1a`), unkeyed
 //! records go to its partitioner as before.
+//!
+//! # Keyed records
+//!
+//! A keyed record's partition is its key's hash modulo the topic's
+//! partition count, by the configured `partitioner` (`partitioner.rs`):
+//! once the count is known, the worker computes it ([`TopicCache::keyed`])
+//! and batches the record for that partition, which it marks as computed
+//! (`BatchKey::hashed`: a refusal of a partition that no longer exists
+//! falls back to librdkafka's partitioner, as for sticky ones). A key
+//! thus lands where librdkafka would put it, and all of a key's records
+//! share a batch, in order. Until the count is known, and with
+//! `partitioner=random`, librdkafka hashes (or places) them. When
+//! partitions are added, librdkafka and the worker each learn the new
+//! count on their own refresh (the worker's at most 10 s later): meanwhile
+//! a key may go to its old partition, as it would with a librdkafka client
+//! that refreshed later; a key's order holds within each partition, and,
+//! as with every Kafka client, not across the change.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -42,6 +59,7 @@ use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::metadata::{Limit, Partitions, TopicMetadata, FIRST_READ_WAIT};
 use crate::native::owned::Owned;
+use crate::native::partitioner::KeyHash;
 use crate::record::Topic;
 use crate::sync::Arc;
 
@@ -150,6 +168,9 @@ pub(crate) struct TopicCache {
     sticky_for: Option<u64>,
     /// State of the random choice of the next sticky partition.
     random: u64,
+    /// The hash of the configured `partitioner`, when the worker computes
+    /// keyed records' partitions (`partitioner.rs`).
+    key_hash: Option<KeyHash>,
     /// Entries at which the next sweep evicts.
     sweep_at: usize,
     /// Sweeps asked for since the clock was last read.
@@ -161,8 +182,13 @@ pub(crate) struct TopicCache {
 impl TopicCache {
     /// A cache taking limits and partitions from `metadata`; `sticky_for`
     /// is how long a sticky partition is kept (`None`: unkeyed records go
-    /// to librdkafka's partitioner).
-    pub(crate) fn new(metadata: Option<Arc<TopicMetadata>>, sticky_for: Option<Duration>) -> Self {
+    /// to librdkafka's partitioner); `key_hash` is the `partitioner`'s hash
+    /// (`None`: keyed records go to librdkafka's partitioner).
+    pub(crate) fn new(
+        metadata: Option<Arc<TopicMetadata>>,
+        sticky_for: Option<Duration>,
+        key_hash: Option<KeyHash>,
+    ) -> Self {
         Self {
             entries: Vec::new(),
             index: HashMap::new(),
@@ -170,6 +196,7 @@ impl TopicCache {
             sticky_for: sticky_for
                 .filter(|_| metadata.is_some())
                 .map(|d| d.as_nanos() as u64),
+            key_hash: key_hash.filter(|_| metadata.is_some()),
             metadata,
             seen: 0,
             // Any odd seed; xorshift never reaches 0 from it.
@@ -269,7 +296,8 @@ impl TopicCache {
     pub(crate) fn sticky(&mut self, index: u32, now: u64) -> Option<i32> {
         let keep = self.sticky_for?;
         let entry = &mut self.entries[index as usize];
-        let partitions = entry.partitions.as_deref().filter(|p| !p.is_empty())?;
+        let partitions = entry.partitions.as_deref().map(|p| &p.available[..]);
+        let partitions = partitions.filter(|p| !p.is_empty())?;
         if let Some((partition, since)) = entry.sticky {
             if now.saturating_sub(since) < keep {
                 return Some(partition);
@@ -289,6 +317,14 @@ impl TopicCache {
         }
         entry.sticky = Some((partition, now));
         Some(partition)
+    }
+
+    /// The partition librdkafka's `partitioner` gives `key` in the topic at
+    /// `index`, once its partition count is known (module docs); `None`
+    /// leaves the record to librdkafka's partitioner.
+    pub(crate) fn keyed(&self, index: u32, key: &[u8]) -> Option<i32> {
+        let count = self.entries[index as usize].partitions.as_ref()?.count;
+        self.key_hash?.partition(key, count)
     }
 
     /// The topic at `index` has fewer partitions than its list says

@@ -127,7 +127,7 @@ impl AioProducer {
         // read when unkeyed records are sticky (`native/topic.rs`).
         let reads = Reads {
             limits: settings.uncompressed,
-            partitions: settings.sticky_linger.is_some(),
+            partitions: settings.sticky_linger.is_some() || settings.key_hash.is_some(),
         };
         let metadata = if reads.limits || reads.partitions {
             let started = TopicMetadata::start(Arc::clone(&native), reads);
@@ -140,6 +140,7 @@ impl AioProducer {
             buffer_timeout: builder.buffer_timeout,
             metadata: metadata.as_ref().map(|(metadata, _)| Arc::clone(metadata)),
             sticky_for: settings.sticky_linger,
+            key_hash: settings.key_hash,
         };
         let mut workers = Vec::with_capacity(builder.workers);
         let spawned = (0..builder.workers)

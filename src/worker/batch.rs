@@ -21,6 +21,9 @@ pub struct BatchKey {
     /// Explicit partition, `UNASSIGNED` (librdkafka's partitioner chooses)
     /// or `STICKY` (the worker chooses at hand-over, `native/topic.rs`).
     pub partition: i32,
+    /// The partition was computed from a key's hash, from metadata that may
+    /// be stale (`native/handover.rs` falls back to the partitioner).
+    pub hashed: bool,
 }
 
 /// A worker's batches.
@@ -191,7 +194,11 @@ mod tests {
     use super::*;
 
     fn key(topic: u32, partition: i32) -> BatchKey {
-        BatchKey { topic, partition }
+        BatchKey {
+            topic,
+            partition,
+            hashed: false,
+        }
     }
 
     #[test]

@@ -55,6 +55,7 @@ use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::handover::{BatchCall, Target};
 use crate::native::metadata::TopicMetadata;
+use crate::native::partitioner::KeyHash;
 use crate::native::reports::Reports;
 use crate::native::topic::{TopicCache, TopicInfo, STICKY, UNASSIGNED};
 use crate::record::Record;
@@ -136,6 +137,9 @@ pub(crate) struct WorkerConfig {
     /// How long a sticky partition for unkeyed records is kept; `None` when
     /// librdkafka's partitioner places them (`native/topic.rs`).
     pub(crate) sticky_for: Option<Duration>,
+    /// The configured `partitioner`'s key hash; `None` when librdkafka's
+    /// partitioner places keyed records (`native/partitioner.rs`).
+    pub(crate) key_hash: Option<KeyHash>,
 }
 
 /// What a round needs, whoever runs it: the worker, or a producer on its
@@ -202,7 +206,6 @@ impl Core {
             unsafe { shared.refuse(ticket, Error::Purged) };
             return true;
         }
-        let unkeyed = topics.unkeyed();
         // SAFETY: the ticket was popped under the baton and not handed
         // over yet; nobody else touches the record.
         let placed = unsafe {
@@ -221,7 +224,7 @@ impl Core {
                     });
                 }
                 check_limit(record, topic)?;
-                Ok(Placing::Batch(batch_key(record, topic.index, unkeyed)))
+                Ok(Placing::Batch(batch_key(record, topic.index, topics)))
             })
         };
         match placed {
@@ -247,7 +250,6 @@ impl Core {
             return 0;
         }
         let mut released = 0;
-        let unkeyed = self.topics.unkeyed();
         let mut kept = std::mem::take(&mut self.waiting);
         let mut still = Vec::new();
         for _ in 0..kept.len() {
@@ -264,7 +266,7 @@ impl Core {
             // over yet; nobody else touches the record.
             let checked = unsafe {
                 with_record(shared, ticket, |record| {
-                    check_limit(record, info).map(|()| batch_key(record, topic, unkeyed))
+                    check_limit(record, info).map(|()| batch_key(record, topic, &self.topics))
                 })
             };
             match checked {
@@ -315,7 +317,10 @@ impl Core {
                     None => Target::given(UNASSIGNED),
                 }
             } else {
-                Target::given(key.partition)
+                Target {
+                    partition: key.partition,
+                    chosen: key.hashed,
+                }
             };
             let topic = topics.handle(key.topic);
             let handed = batch_call.send(shared, native.ptr(), topic, target, tickets);
@@ -343,16 +348,24 @@ impl Core {
 }
 
 /// The batch of `record`, whose topic has handle index `topic`: its
-/// explicit partition; for a keyed record, librdkafka's partitioner (which
-/// hashes the key as every client of the cluster does); else `unkeyed`
-/// ([`TopicCache::unkeyed`]).
-fn batch_key(record: &Record, topic: u32, unkeyed: i32) -> BatchKey {
-    let partition = match (record.partition(), record.key()) {
-        (Some(partition), _) => partition,
-        (None, Some(_)) => UNASSIGNED,
-        (None, None) => unkeyed,
+/// explicit partition; for a keyed record, the partition librdkafka's
+/// `partitioner` gives its key, once the topic's partition count is known
+/// ([`TopicCache::keyed`], else `UNASSIGNED`: librdkafka hashes it);
+/// else [`TopicCache::unkeyed`].
+fn batch_key(record: &Record, topic: u32, topics: &TopicCache) -> BatchKey {
+    let (partition, hashed) = match (record.partition(), record.key()) {
+        (Some(partition), _) => (partition, false),
+        (None, Some(key)) => match topics.keyed(topic, key) {
+            Some(partition) => (partition, true),
+            None => (UNASSIGNED, false),
+        },
+        (None, None) => (topics.unkeyed(), false),
     };
-    BatchKey { topic, partition }
+    BatchKey {
+        topic,
+        partition,
+        hashed,
+    }
 }
 
 /// Refuses a record larger than its topic's `max.message.bytes`, if known.
@@ -440,7 +453,7 @@ impl<C: Host + 'static> Worker<C> {
         let core = Core {
             native,
             batches: Batches::with_capacity(max_held),
-            topics: TopicCache::new(config.metadata.clone(), config.sticky_for),
+            topics: TopicCache::new(config.metadata.clone(), config.sticky_for, config.key_hash),
             batch_call: BatchCall::default(),
             unplaced: None,
             waiting: VecDeque::new(),
