@@ -36,12 +36,12 @@ const LAYERS: &[&str] = &[
     "native::handover",
     "native::topic",
     "native::metadata",
-    "native::partitioner",
     "native::callbacks",
     "native::client",
     "native::reports",
     "native::admin",
     "native::config",
+    "native::partitioner",
     "native::owned",
     "native",
     // The delivery side: the future, the slot pool, the ledger, tickets.
