@@ -46,6 +46,7 @@ fn end_to_end(c: &mut Criterion) {
     let job = Job {
         topic: "e2e",
         payload: Bytes::from_static(&[b'x'; 100]),
+        keys: &[],
         count: RECORDS,
         pacing: Pacing {
             start,

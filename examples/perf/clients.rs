@@ -34,6 +34,13 @@ pub struct Pacing {
     pub interval: Option<f64>,
 }
 
+impl Job<'_> {
+    /// Record `i`'s key, if the job has keys.
+    pub fn key(&self, i: u64) -> Option<&Bytes> {
+        (!self.keys.is_empty()).then(|| &self.keys[(i % self.keys.len() as u64) as usize])
+    }
+}
+
 impl Pacing {
     /// Whether record `i` is timed (module docs of `probe.rs`).
     pub fn timed(&self, i: u64) -> bool {
@@ -75,6 +82,9 @@ impl Pacing {
 pub struct Job<'a> {
     pub topic: &'a str,
     pub payload: Bytes,
+    /// Keys used in turn (record `i` gets `keys[i % len]`); none when
+    /// empty.
+    pub keys: &'a [Bytes],
     pub count: u64,
     pub pacing: Pacing,
     /// Records produced so far (for a progress display).
@@ -97,7 +107,10 @@ pub fn run_ours(
         for i in 0..job.count {
             window.make_room(i, &mut tally);
             let due = job.pacing.due(i);
-            let record = Record::new(&topic).with_payload(job.payload.clone());
+            let mut record = Record::new(&topic).with_payload(job.payload.clone());
+            if let Some(key) = job.key(i) {
+                record = record.with_key(key.clone());
+            }
             match producer.produce(record).await {
                 Ok(future) => window.insert(i, future, due, &mut tally),
                 Err(refused) => {
@@ -146,7 +159,10 @@ pub fn run_future(
     for i in 0..job.count {
         window.make_room(i, &mut tally);
         let due = job.pacing.due(i);
-        let mut record = FutureRecord::<(), [u8]>::to(job.topic).payload(&job.payload[..]);
+        let mut record = FutureRecord::<[u8], [u8]>::to(job.topic).payload(&job.payload[..]);
+        if let Some(key) = job.key(i) {
+            record = record.key(&key[..]);
+        }
         loop {
             match producer.send_result(record) {
                 Ok(future) => {
@@ -370,8 +386,11 @@ pub fn run_base(client: &BaseClient, job: &Job<'_>) -> Tally {
         let at = job.pacing.due(i);
         due.push(at);
         client.expect(i, at);
-        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(job.topic, i as usize)
+        let mut record = BaseRecord::<[u8], [u8], usize>::with_opaque_to(job.topic, i as usize)
             .payload(&job.payload[..]);
+        if let Some(key) = job.key(i) {
+            record = record.key(&key[..]);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -431,14 +450,17 @@ pub fn run_batch(client: &BaseClient, job: &Job<'_>, partitions: Option<i32>) ->
             let at = if job.pacing.timed(i) { at } else { UNTIMED };
             due.push(at);
             client.expect(i, at);
+            let (key, key_len) = job.key(i).map_or((std::ptr::null_mut(), 0), |k| {
+                (k.as_ptr() as *mut c_void, k.len())
+            });
             messages.push(rd::rd_kafka_message_t {
                 err: rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
                 rkt: std::ptr::null_mut(),
                 partition,
                 payload: job.payload.as_ptr() as *mut c_void,
                 len: job.payload.len(),
-                key: std::ptr::null_mut(),
-                key_len: 0,
+                key,
+                key_len,
                 offset: 0,
                 // The index, as `Stamps` reads its opaque (a `usize`).
                 _private: i as usize as *mut c_void,

@@ -52,6 +52,9 @@ USAGE: perf [OPTIONS]
   --messages N         records to produce (default 1000000)
   --seconds S          with --rate: produce for S seconds instead (messages = rate x S)
   --size BYTES         payload size (default 100)
+  --keys N             give records keys, N distinct ones in turn (default:
+                       no key); librdkafka-batch then sends each call to one
+                       partition regardless of the keys (the limit)
   --partitions N       partitions of the topic (default 6)
   --topic NAME         topic (default perf-<pid>; created if missing)
   --brokers HOST:PORT  a real cluster (default: an embedded mock cluster)
@@ -119,6 +122,7 @@ struct Options {
     messages: u64,
     seconds: Option<f64>,
     size: usize,
+    keys: usize,
     partitions: i32,
     topic: Option<String>,
     brokers: Option<String>,
@@ -139,6 +143,7 @@ fn parse() -> Result<Options, String> {
         messages: 1_000_000,
         seconds: None,
         size: 100,
+        keys: 0,
         partitions: 6,
         topic: None,
         brokers: None,
@@ -168,6 +173,7 @@ fn parse() -> Result<Options, String> {
             "--messages" => o.messages = num(&flag, value()?)?,
             "--seconds" => o.seconds = Some(num(&flag, value()?)?),
             "--size" => o.size = num(&flag, value()?)?,
+            "--keys" => o.keys = num(&flag, value()?)?,
             "--partitions" => o.partitions = num(&flag, value()?)?,
             "--topic" => o.topic = Some(value()?),
             "--brokers" => o.brokers = Some(value()?),
@@ -371,6 +377,15 @@ struct Measured {
 fn produce(options: &Options, clients: &Clients, topic: &str) -> Measured {
     // One shared buffer, never freed: cloning it into a record costs nothing.
     let payload = Bytes::from_static(Box::leak(vec![b'x'; options.size].into_boxed_slice()));
+    // Keys made once, never freed: cloning one into a record costs nothing.
+    let keys: Vec<Bytes> = (0..options.keys)
+        .map(|k| {
+            Bytes::from_static(Box::leak(
+                format!("key-{k}").into_bytes().into_boxed_slice(),
+            ))
+        })
+        .collect();
+    let keys = &keys[..];
     let progress = AtomicU64::new(0);
     let show_progress =
         !options.json && std::io::stderr().is_terminal() && options.messages >= 200_000;
@@ -405,6 +420,7 @@ fn produce(options: &Options, clients: &Clients, topic: &str) -> Measured {
                         let job = Job {
                             topic,
                             payload: payload.clone(),
+                            keys,
                             count,
                             pacing: Pacing {
                                 start: started.get().expect("set before the start").0,
