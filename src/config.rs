@@ -18,7 +18,7 @@ const DEFAULT_MAX_IN_FLIGHT: usize = 100_000;
 /// set one higher, stops at `i32::MAX`.
 const LIMIT_MAX: usize = i32::MAX as usize - 1;
 
-/// The settings a producer is built from; see [`AioProducer::builder`].
+/// The settings a producer is built from; see [`AioProducer::builder`](crate::AioProducer::builder).
 ///
 /// ```
 /// use std::time::Duration;
@@ -123,7 +123,7 @@ impl AioProducerBuilder {
         self
     }
 
-    /// How long dropping the producer without [`AioProducer::close`] waits
+    /// How long dropping the producer without [`AioProducer::close`](crate::AioProducer::close) waits
     /// for outstanding records before failing them with
     /// [`Error::Purged`] (default 5 s). One deadline for the whole drop:
     /// after it, purging and destroying the handle take a moment more. Any

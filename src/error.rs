@@ -86,7 +86,7 @@ pub enum Error {
     Closed,
     /// The record was removed by `purge()` (or by a drop that ran out of time)
     /// before it was delivered. It may still have reached the broker if it
-    /// was in flight; see [`DeliveryError::possibly_persisted`].
+    /// was in flight; see [`DeliveryError::possibly_persisted`](crate::DeliveryError::possibly_persisted).
     Purged,
     /// A transactional call failed.
     Transaction {

@@ -16,7 +16,10 @@ use common::{builder, cluster, consume_at_least, run};
 const RECORDS: usize = 20_000;
 
 /// Produces `RECORDS` keyed records (payload = index) and awaits them all,
-/// running `during` once the first quarter is queued.
+/// running `during` once the first quarter is delivered (so that the fault
+/// lands mid-stream however fast the records are queued: a run where
+/// every record was queued before librdkafka sent its first request once
+/// put them all in the two requests an injected error fails).
 fn stream(
     producer: &AioProducer,
     topic: &str,
@@ -27,6 +30,14 @@ fn stream(
         let mut futures = Vec::with_capacity(RECORDS);
         for i in 0..RECORDS {
             if i == RECORDS / 4 {
+                let quarter = Instant::now();
+                while producer.stats().delivered < i as u64 {
+                    assert!(
+                        quarter.elapsed() < Duration::from_secs(60),
+                        "the first quarter was not delivered"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 (during.take().unwrap())();
             }
             let record = Record::new(topic.to_string())
