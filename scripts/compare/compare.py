@@ -27,6 +27,9 @@ SETTINGS = {"acks": "all", "linger.ms": "5", "enable.idempotence": "true"}
 # The settings as `-X key=value` flags (the perf tool and the Python peer).
 SETTINGS_FLAGS = [flag for key, value in SETTINGS.items() for flag in ("-X", f"{key}={value}")]
 LATENCY_RATE = 50_000
+# The keyed scenario: records get one of this many keys in turn (the Rust
+# clients only: the Java and Python tools have no such option).
+KEYS = 1000
 LATENCY_SECONDS = 10
 METRICS = ["records_per_sec", "mb_per_sec", "cpu_us_per_record", "peak_rss_mib",
            "p50_us", "p99_us", "p999_us", "max_us"]
@@ -95,16 +98,19 @@ class Runner:
             rate = LATENCY_RATE
             messages = LATENCY_RATE * LATENCY_SECONDS
         if self.args.quick:
-            messages = min(messages, 100_000 if scenario == "throughput" else LATENCY_RATE)
+            messages = min(messages, LATENCY_RATE if scenario == "latency" else 100_000)
         if client.kind == "perf":
-            return self.run_perf(client, messages, rate, embedded)
+            keys = KEYS if scenario == "keyed" else None
+            return self.run_perf(client, messages, rate, embedded, keys)
         if client.kind == "python":
             return self.run_python(client, messages, rate)
         return self.run_java(messages, rate)
 
-    def run_perf(self, client, messages, rate, embedded):
+    def run_perf(self, client, messages, rate, embedded, keys=None):
         cmd = [self.args.perf, *client.args, "--json", "--size", str(SIZE),
                "--partitions", str(PARTITIONS), "--messages", str(messages)]
+        if keys:
+            cmd += ["--keys", str(keys)]
         if not embedded:
             # The perf tool creates its topic itself, with the same
             # partitions and replication as `scripts/kafka topic`.
@@ -171,13 +177,14 @@ def measure(args):
     # client runs first: warm it with the Java tool, untimed.
     log("warming the broker up (not measured)")
     runner.java(runner.topic("warm-up", True), 100_000 if args.quick else 2_000_000, None, 0)
-    plan = [("broker", "throughput"), ("broker", "latency"),
-            ("embedded", "throughput"), ("embedded", "latency")]
+    plan = [("broker", "throughput"), ("broker", "latency"), ("broker", "keyed"),
+            ("embedded", "throughput"), ("embedded", "latency"), ("embedded", "keyed")]
     results = {f"{where}/{scenario}": {} for where, scenario in plan}
     for round_ in range(args.rounds):
         for where, scenario in plan:
             clients = [c for c in CLIENTS if (where == "broker" or c.embedded)
-                       and (scenario == "throughput" or c.latency)]
+                       and (scenario != "latency" or c.latency)
+                       and (scenario != "keyed" or c.kind == "perf")]
             # Rotate the order every round so no client always runs first.
             shift = round_ % len(clients)
             for client in clients[shift:] + clients[:shift]:
@@ -335,6 +342,12 @@ def page(results, info, args):
          f"{ratio('embedded/throughput', 'aioproducer', CEILING, 'cpu_us_per_record'):.2f}×"),
         ("CPU per record ≤ 1.25× the limit, produce_batch (real broker)", "1.25×",
          f"{ratio('broker/throughput', 'aioproducer', CEILING, 'cpu_us_per_record'):.2f}×"),
+        (f"keyed ({KEYS} keys): throughput ≥ 1.3× the single-thread loop (embedded)", "1.3×",
+         f"{ratio('embedded/keyed', 'aioproducer', LOOP):.2f}×"),
+        (f"keyed ({KEYS} keys): throughput ≥ 1.3× the single-thread loop (real broker)", "1.3×",
+         f"{ratio('broker/keyed', 'aioproducer', LOOP):.2f}×"),
+        (f"keyed ({KEYS} keys): throughput ≥ 3× FutureProducer (real broker)", "3×",
+         f"{ratio('broker/keyed', 'aioproducer', 'future-producer'):.2f}×"),
         (f"p99 at {LATENCY_RATE // 1000}k/s within 0.1 ms of the single-thread loop (embedded)", "≤ +0.1 ms",
          f"{(ours_lat('embedded') - base_lat('embedded')) / 1000:+.2f} ms"),
         (f"p99 at {LATENCY_RATE // 1000}k/s within 0.1 ms of the single-thread loop (real broker)", "≤ +0.1 ms",
@@ -364,7 +377,7 @@ interleaved and rotated each round; medians, with the range of records/s).
 - Embedded: librdkafka's mock cluster (`rdkafka::mocking::MockCluster`) inside the client process.
 - Rust: {info['rustc']}; rdkafka {info['rdkafka']} (rdkafka-sys {info['rdkafka-sys']}).
 - Python peer: {info['python']} (bundled in its wheel).
-- Every client: {settings}; {SIZE} B payloads, no key; a fresh {PARTITIONS}-partition topic per run;
+- Every client: {settings}; {SIZE} B payloads, no key (keyed runs: {KEYS:,} keys in turn); a fresh {PARTITIONS}-partition topic per run;
   every delivery report awaited before the clock stops.
 - Throughput runs: 1,000,000 records (Python: 200,000). Latency runs: a fixed {LATENCY_RATE:,} records/s
   for {LATENCY_SECONDS} s.
@@ -383,6 +396,10 @@ interleaved and rotated each round; medians, with the range of records/s).
 
 {table(results['broker/latency'], LATENCY_COLUMNS)}
 
+## Real broker: keyed throughput ({KEYS:,} keys in turn; the Rust clients)
+
+{table(results['broker/keyed'], THROUGHPUT_COLUMNS)}
+
 ## Embedded cluster: throughput
 
 {table(results['embedded/throughput'], THROUGHPUT_COLUMNS)}
@@ -390,6 +407,10 @@ interleaved and rotated each round; medians, with the range of records/s).
 ## Embedded cluster: latency at {LATENCY_RATE:,} records/s
 
 {table(results['embedded/latency'], LATENCY_COLUMNS)}
+
+## Embedded cluster: keyed throughput ({KEYS:,} keys in turn; the Rust clients)
+
+{table(results['embedded/keyed'], THROUGHPUT_COLUMNS)}
 
 {notes}
 
