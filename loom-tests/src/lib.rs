@@ -65,6 +65,19 @@ pub fn assert_twin_fails(twin: &str, expected: &str) {
     );
 }
 
+/// A producer's shared state with one worker (which the model plays, or
+/// leaves out), no size limits and no producer hand-over: `max_in_flight`
+/// records under the bound, rings of `ring_capacity`.
+pub fn one_worker(max_in_flight: usize, ring_capacity: usize) -> loom::sync::Arc<Shared> {
+    loom::sync::Arc::new(Shared::new(SharedConfig {
+        max_in_flight,
+        workers: 1,
+        ring_capacity,
+        limits: SizeLimits::NONE,
+        producers_hand_over: false,
+    }))
+}
+
 /// A record for the models (its content does not matter to them).
 pub fn record(tag: &'static str) -> aioproducer::Record {
     aioproducer::Record::new("loom").with_payload(tag)

@@ -55,13 +55,7 @@ fn backpressure_model_catches_a_skipped_space_notification() {
 }
 
 fn room_model() {
-    let shared = Arc::new(Shared::new(SharedConfig {
-        max_in_flight: 1,
-        workers: 1,
-        ring_capacity: 2,
-        limits: SizeLimits::NONE,
-        producers_hand_over: false,
-    }));
+    let shared = one_worker(1, 2);
     let first = loom::future::block_on(intake(&shared, record("a"))).expect("room for the first");
     let producer = {
         let shared = Arc::clone(&shared);

@@ -30,13 +30,7 @@ enum Fate {
 }
 
 fn model() {
-    let shared = Arc::new(Shared::new(SharedConfig {
-        max_in_flight: 2,
-        workers: 1,
-        ring_capacity: 2,
-        limits: SizeLimits::NONE,
-        producers_hand_over: false,
-    }));
+    let shared = one_worker(2, 2);
     let pushed = Arc::new(AtomicBool::new(false));
     let fate = Arc::new(Mutex::new(None));
     // Produced before the purge.

@@ -14,13 +14,7 @@ use loom_tests::*;
 /// A producer state with one record in flight; returns it and the record's
 /// ticket.
 fn one_record() -> (Arc<Shared>, Ticket) {
-    let shared = Arc::new(Shared::new(SharedConfig {
-        max_in_flight: 1,
-        workers: 1,
-        ring_capacity: 1,
-        limits: SizeLimits::NONE,
-        producers_hand_over: false,
-    }));
+    let shared = one_worker(1, 1);
     let index = shared.pool().acquire();
     let parity = shared.ledger().admit().unwrap();
     // SAFETY: just acquired, never published.
@@ -116,13 +110,7 @@ fn slot_model_catches_a_lost_wake_up() {
 /// either outcome is visible: a caller that has read the first report can
 /// admit a record at once.
 fn run_frees_room_before_publishing() {
-    let shared = Arc::new(Shared::new(SharedConfig {
-        max_in_flight: 2,
-        workers: 1,
-        ring_capacity: 2,
-        limits: SizeLimits::NONE,
-        producers_hand_over: false,
-    }));
+    let shared = one_worker(2, 2);
     let tickets: Vec<Ticket> = (0..2)
         .map(|_| {
             let index = shared.pool().acquire();
