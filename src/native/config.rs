@@ -234,28 +234,28 @@ pub(crate) fn check_native(
         "inherit" => native_get(native, "compression.codec")?,
         codec => codec.to_owned(),
     };
+    let partitioner = topic_get(native, "partitioner")?;
     Ok(NativeSettings {
         max_message_bytes: native_number(native, "message.max.bytes")?,
         uncompressed: codec == "none",
         max_queue_bytes: native_number(native, "queue.buffering.max.kbytes")?.saturating_mul(1024),
-        sticky_linger: sticky_linger(config, native)?,
-        key_hash: KeyHash::of_partitioner(&topic_get(native, "partitioner")?),
+        sticky_linger: sticky_linger(config, native, &partitioner)?,
+        key_hash: KeyHash::of_partitioner(&partitioner),
     })
 }
 
 /// The interval librdkafka's sticky partitioner will use (see
 /// [`NativeSettings::sticky_linger`]). The default is computed only when
 /// the client is made, so it is computed here the same way: twice
-/// `linger.ms`, in whole milliseconds, at most 900000.
+/// `linger.ms`, in whole milliseconds, at most 900000. `partitioner` is the
+/// topic's, as librdkafka parsed it.
 fn sticky_linger(
     config: &ClientConfig,
     native: &NativeClientConfig,
+    partitioner: &str,
 ) -> Result<Option<Duration>, Error> {
     const KEY: &str = "sticky.partitioning.linger.ms";
-    let hashes_no_key = matches!(
-        topic_get(native, "partitioner")?.as_str(),
-        "consistent" | "murmur2" | "fnv1a"
-    );
+    let hashes_no_key = matches!(partitioner, "consistent" | "murmur2" | "fnv1a");
     let millis = if config.get(KEY).is_some() {
         native_number(native, KEY)? as u64
     } else {
