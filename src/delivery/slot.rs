@@ -51,7 +51,7 @@ use crate::report::{Delivery, Timestamp};
 use crate::report::{DeliveryError, Persistence};
 use crate::sync::block_on::Reporting;
 use crate::sync::bugs::{self, Bug};
-use crate::sync::{AtomicU32, AtomicU64, AtomicWaker, UnsafeCell};
+use crate::sync::{prefetch_lines, AtomicU32, AtomicU64, AtomicWaker, Intent, UnsafeCell};
 
 /// Set while the slot is out of the pool.
 const IN_USE: u64 = 1 << 0;
@@ -320,6 +320,22 @@ impl Slot {
         // SAFETY: the worker has shared, unaliased-by-writers access (contract).
         self.record
             .with(|r| f(unsafe { (*r).as_ref() }.expect(HOLDS)))
+    }
+
+    /// Hints that [`with_record`](Slot::with_record) will soon read the
+    /// record: starts loading its lines, which its producer wrote.
+    pub fn prefetch_record(&self) {
+        prefetch_lines(&self.record, Intent::Read);
+    }
+
+    /// Hints that [`claim`](Slot::claim) will soon complete the slot: starts
+    /// loading the lines of the state, the outcome and the waker.
+    pub fn prefetch_claim(&self) {
+        // The claim writes the state and the outcome; the wake swaps the
+        // waker's state.
+        prefetch_lines(&self.state, Intent::Write);
+        prefetch_lines(&self.outcome, Intent::Write);
+        prefetch_lines(&self.waker, Intent::Write);
     }
 
     /// Claims the right to complete generation `generation` and stores

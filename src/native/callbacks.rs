@@ -76,6 +76,9 @@ unsafe extern "C" fn background_event(
                     rk,
                     event: &event,
                     reports,
+                    chunk: [std::ptr::null(); REPORTS_AHEAD],
+                    next: 0,
+                    len: 0,
                 };
                 // SAFETY: librdkafka reports only records we handed over,
                 // whose tickets were published.
@@ -112,20 +115,64 @@ unsafe extern "C" fn background_event(
     }
 }
 
+/// How many messages of an event [`DeliveryReports`] takes out at a time:
+/// their slots are prefetched together, before the first is completed.
+const REPORTS_AHEAD: usize = 32;
+
 /// The reports of one delivery-report event, as `(ticket, outcome)`.
+///
+/// It takes the event's messages out [`REPORTS_AHEAD`] at a time and hints
+/// each one's slot to the producer ([`Reports::prefetch_report`]) before
+/// yielding the first: completing a record reads its slot's state, which
+/// its producer wrote last, so each completion would otherwise wait for a
+/// cache miss of its own (the claim's atomic exchange keeps the next one
+/// from starting early). Measured on the perf tool, the claim's read of
+/// the state was half of `complete_run`'s samples.
 struct DeliveryReports<'a> {
     rk: *mut rd::rd_kafka_t,
     event: &'a Owned<rd::rd_kafka_event_t>,
     reports: &'a dyn Reports,
+    /// Messages taken out of the event, not yet yielded: `next..len`.
+    chunk: [*const rd::rd_kafka_message_t; REPORTS_AHEAD],
+    next: usize,
+    len: usize,
+}
+
+impl DeliveryReports<'_> {
+    /// Takes the next chunk of messages out of the event and hints their
+    /// slots; `false` once the event has none left.
+    fn refill(&mut self) -> bool {
+        // SAFETY: a live delivery-report event; `chunk` has room for
+        // `REPORTS_AHEAD` pointers. The messages stay valid until the event
+        // is destroyed, after the run.
+        self.len = unsafe {
+            rd::rd_kafka_event_message_array(
+                self.event.ptr(),
+                self.chunk.as_mut_ptr(),
+                REPORTS_AHEAD,
+            )
+        };
+        self.next = 0;
+        for &message in &self.chunk[..self.len] {
+            // SAFETY: just taken out of the live event (above).
+            let opaque = unsafe { (*message)._private };
+            self.reports.prefetch_report(Ticket::from_opaque(opaque));
+        }
+        self.len > 0
+    }
 }
 
 impl Iterator for DeliveryReports<'_> {
     type Item = (Ticket, Outcome);
 
     fn next(&mut self) -> Option<Self::Item> {
-        // SAFETY: a live delivery-report event; the message stays valid
-        // until the event is destroyed, after the run.
-        let message = unsafe { rd::rd_kafka_event_message_next(self.event.ptr()).as_ref() }?;
+        if self.next == self.len && !self.refill() {
+            return None;
+        }
+        // SAFETY: taken out of the live event by `refill`, valid until the
+        // event is destroyed, after the run.
+        let message = unsafe { &*self.chunk[self.next] };
+        self.next += 1;
         let ticket = Ticket::from_opaque(message._private);
         // SAFETY: a message of the event, valid meanwhile.
         let outcome = match unsafe { outcome(message) } {

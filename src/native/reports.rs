@@ -35,6 +35,14 @@ pub(crate) trait Reports: Send + Sync {
     /// handed it over yet: nobody else touches the record meanwhile.
     unsafe fn record(&self, ticket: Ticket) -> &Record;
 
+    /// A hint: [`record`](Reports::record) will soon read the record of
+    /// `ticket` (one the producer published). Changes nothing.
+    fn prefetch_record(&self, ticket: Ticket);
+
+    /// A hint: [`complete_run`](Reports::complete_run) will soon complete
+    /// the record of `ticket` (one the producer published). Changes nothing.
+    fn prefetch_report(&self, ticket: Ticket);
+
     /// The producer's fatal error, once librdkafka raised one.
     fn fatal(&self) -> Option<&Error>;
 
@@ -61,6 +69,14 @@ impl<T: Reports + ?Sized> Reports for Arc<T> {
     unsafe fn record(&self, ticket: Ticket) -> &Record {
         // SAFETY: forwarded contract.
         unsafe { (**self).record(ticket) }
+    }
+
+    fn prefetch_record(&self, ticket: Ticket) {
+        (**self).prefetch_record(ticket)
+    }
+
+    fn prefetch_report(&self, ticket: Ticket) {
+        (**self).prefetch_report(ticket)
     }
 
     fn fatal(&self) -> Option<&Error> {

@@ -337,6 +337,14 @@ impl Reports for Shared {
         unsafe { slot.with_record(|record| &*(record as *const Record)) }
     }
 
+    fn prefetch_record(&self, ticket: Ticket) {
+        self.pool.slot(ticket.index()).prefetch_record();
+    }
+
+    fn prefetch_report(&self, ticket: Ticket) {
+        self.pool.slot(ticket.index()).prefetch_claim();
+    }
+
     fn fatal(&self) -> Option<&Error> {
         Shared::fatal(self)
     }

@@ -549,7 +549,14 @@ impl<C: Host + 'static> Worker<C> {
             drained += 1;
         }
         let max = core.batches.room().min(remote.ring.capacity());
-        drained += remote.drain(max, |ticket| core.place(shared, ticket, Lookup::Full));
+        drained += remote.drain_ahead(
+            max,
+            |ticket| shared.prefetch_record(ticket),
+            |ticket| {
+                let placed = core.place(shared, ticket, Lookup::Full);
+                debug_assert!(placed, "a full lookup always places");
+            },
+        );
         let due = match self.config.batch_size {
             None => true,
             Some(size) => forced || stopping || core.batches.held() >= size,

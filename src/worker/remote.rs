@@ -19,6 +19,11 @@ use crate::sync::{AtomicBool, AtomicU64};
 use crate::worker::ring::Ring;
 use crate::worker::timer::{Deadline, Timer, NO_DEADLINE};
 
+/// How many tickets [`Remote::drain_ahead`] pops before the first is placed:
+/// enough for the records' cache misses to overlap, few enough that the
+/// prefetched lines are still in the cache when they are read.
+const TICKETS_AHEAD: usize = 16;
+
 /// What one worker handed to librdkafka so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandOverCounts {
@@ -164,6 +169,44 @@ impl<S> Remote<S> {
                 break;
             }
         }
+        self.popped(drained)
+    }
+
+    /// Pops up to `max` tickets into `each`, [`TICKETS_AHEAD`] at a time:
+    /// `ahead` sees every ticket of a chunk before `each` sees the first
+    /// (to prefetch what `each` will read). Then tells producers waiting
+    /// for room. Returns how many were popped.
+    pub fn drain_ahead(
+        &self,
+        max: usize,
+        ahead: impl Fn(Ticket),
+        mut each: impl FnMut(Ticket),
+    ) -> usize {
+        let mut chunk = [Ticket::new(0, 0); TICKETS_AHEAD];
+        let mut drained = 0;
+        while drained < max {
+            let want = TICKETS_AHEAD.min(max - drained);
+            let mut len = 0;
+            while len < want {
+                let Some(ticket) = self.ring.pop() else {
+                    break;
+                };
+                ahead(ticket);
+                chunk[len] = ticket;
+                len += 1;
+            }
+            drained += len;
+            chunk[..len].iter().for_each(|&ticket| each(ticket));
+            if len < want {
+                break;
+            }
+        }
+        self.popped(drained)
+    }
+
+    /// Tells producers waiting for room that `drained` tickets left the
+    /// ring; returns `drained`.
+    fn popped(&self, drained: usize) -> usize {
         if drained > 0 && !bugs::active(Bug::SkipSpaceNotify) {
             self.ring.space.notify_many(drained);
         }
