@@ -38,6 +38,7 @@ const LAYERS: &[&str] = &[
     "native::metadata",
     "native::callbacks",
     "native::client",
+    "native::reachability",
     "native::reports",
     "native::admin",
     "native::config",

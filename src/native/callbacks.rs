@@ -24,8 +24,9 @@ use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::native::c_str;
-use crate::native::client::{context, fatal_error, fatal_or};
+use crate::native::client::{context, fatal_error, fatal_or, ProducerContext};
 use crate::native::owned::Owned;
+use crate::native::reachability::{purge_queued, Reachability};
 use crate::native::reports::Reports;
 use crate::report::Persistence;
 use crate::report::Timestamp;
@@ -63,12 +64,8 @@ unsafe extern "C" fn background_event(
         return;
     };
     // SAFETY: a live event; our client's opaque, alive for the call.
-    let (kind, reports) = unsafe {
-        (
-            rd::rd_kafka_event_type(event.ptr()),
-            &*context(opaque).reports,
-        )
-    };
+    let (kind, context) = unsafe { (rd::rd_kafka_event_type(event.ptr()), context(opaque)) };
+    let reports = &*context.reports;
     match kind {
         rd::RD_KAFKA_EVENT_DR => {
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -76,6 +73,8 @@ unsafe extern "C" fn background_event(
                     rk,
                     event: &event,
                     reports,
+                    reachability: &context.reachability,
+                    delivered: false,
                     chunk: [std::ptr::null(); REPORTS_AHEAD],
                     next: 0,
                     len: 0,
@@ -83,6 +82,9 @@ unsafe extern "C" fn background_event(
                 // SAFETY: librdkafka reports only records we handed over,
                 // whose tickets were published.
                 unsafe { reports.complete_run(&mut run) };
+                if run.delivered {
+                    context.reachability.on_delivered();
+                }
             }));
             if result.is_err() {
                 log::error!("panic in the delivery-report path; aborting to keep futures sound");
@@ -99,7 +101,7 @@ unsafe extern "C" fn background_event(
                         c_str(rd::rd_kafka_event_error_string(event.ptr())),
                     )
                 };
-                client_error(rk, RDKafkaErrorCode::from(code), fatal, &reason, reports);
+                client_error(rk, RDKafkaErrorCode::from(code), fatal, &reason, context);
             }));
         }
         rd::RD_KAFKA_EVENT_STATS => {
@@ -132,6 +134,10 @@ struct DeliveryReports<'a> {
     rk: *mut rd::rd_kafka_t,
     event: &'a Owned<rd::rd_kafka_event_t>,
     reports: &'a dyn Reports,
+    /// Whether the cluster refuses us: what purged records fail with.
+    reachability: &'a Reachability,
+    /// Whether a record of the event was delivered.
+    delivered: bool,
     /// Messages taken out of the event, not yet yielded: `next..len`.
     chunk: [*const rd::rd_kafka_message_t; REPORTS_AHEAD],
     next: usize,
@@ -178,32 +184,45 @@ impl Iterator for DeliveryReports<'_> {
         let outcome = match unsafe { outcome(message) } {
             // A record failed by a fatal error (or by the purge librdkafka
             // runs after one) says so.
+            // A record purged because the cluster refuses us says why.
             Outcome::Failed { error, persistence } => Outcome::Failed {
-                error: Box::new(fatal_or(self.reports, self.rk, *error)),
+                error: Box::new(
+                    self.reachability
+                        .purged(fatal_or(self.reports, self.rk, *error)),
+                ),
                 persistence,
             },
-            delivered => delivered,
+            delivered => {
+                self.delivered = true;
+                delivered
+            }
         };
         Some((ticket, outcome))
     }
 }
 
-/// A client-wide error (brokers down, fatal idempotence errors): logged; a
-/// fatal one stops intake at once (the first fatal error counts).
+/// A client-wide error (brokers down, refused credentials, fatal
+/// idempotence errors): logged; a refusal by every broker fails the records
+/// librdkafka holds (`reachability.rs`); a fatal one stops intake at once
+/// (the first fatal error counts).
 fn client_error(
     rk: *mut rd::rd_kafka_t,
     code: RDKafkaErrorCode,
     fatal: bool,
     reason: &str,
-    reports: &dyn Reports,
+    context: &ProducerContext,
 ) {
     if !fatal {
         log::warn!(target: "librdkafka", "{code:?}: {reason}");
+        if context.reachability.on_error(code, reason) {
+            // SAFETY: `rk` is the live handle whose event this is.
+            unsafe { purge_queued(rk) };
+        }
         return;
     }
     log::error!(target: "librdkafka", "fatal error: {reason}");
     if let Some(fatal) = fatal_error(rk) {
-        let _ = reports.set_fatal(fatal);
+        let _ = context.reports.set_fatal(fatal);
     }
 }
 

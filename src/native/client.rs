@@ -31,6 +31,7 @@ use rdkafka::ClientContext;
 use crate::error::Error;
 use crate::native::config::native_config;
 use crate::native::owned::Owned;
+use crate::native::reachability::Reachability;
 use crate::native::reports::Reports;
 use crate::native::{admin, callbacks};
 
@@ -49,6 +50,8 @@ pub(crate) enum LimitUnknown {
 /// What librdkafka's callbacks reach through the configuration opaque.
 pub(crate) struct ProducerContext {
     pub(crate) reports: Box<dyn Reports>,
+    /// Whether the cluster refuses us (`reachability.rs`).
+    pub(crate) reachability: Reachability,
 }
 
 impl ClientContext for ProducerContext {}
@@ -96,7 +99,10 @@ impl NativeProducer {
             config,
             native,
             RDKafkaType::RD_KAFKA_PRODUCER,
-            ProducerContext { reports },
+            ProducerContext {
+                reports,
+                reachability: Reachability::default(),
+            },
         )
         .map_err(|e| Error::Client(e.to_string()))?;
         let rk = client.native_ptr();

@@ -23,6 +23,7 @@ pub(crate) mod handover;
 pub(crate) mod metadata;
 pub(crate) mod owned;
 pub(crate) mod partitioner;
+pub(crate) mod reachability;
 pub(crate) mod reports;
 pub(crate) mod topic;
 pub(crate) mod txn;

@@ -205,3 +205,33 @@ pub fn only_the_oversized_record_fails(producer: &aioproducer::AioProducer, topi
         }
     }
 }
+
+/// The secured listeners of the broker `scripts/kafka` runs (its
+/// `security.env`: addresses, CA files, users and passwords), found through
+/// `KAFKA_STATE` (set by `scripts/test`; `scripts/kafka`'s default state
+/// directory otherwise). `None` when broker tests are off; fails the test
+/// when the broker has no secured listeners (one not started by
+/// `scripts/kafka`, or formatted by an older one).
+pub fn security() -> Option<std::collections::HashMap<String, String>> {
+    bootstrap()?;
+    let state = std::env::var_os("KAFKA_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/aioproducer/kafka-run")
+        });
+    let file = state.join("security.env");
+    let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}. The secured-listener tests need the broker scripts/kafka starts \
+             (scripts/test does; else set KAFKA_STATE to its state directory)",
+            file.display()
+        )
+    });
+    Some(
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
