@@ -111,6 +111,7 @@
 
 // Layers, each importing only those below it (`docs/ARCHITECTURE.md`,
 // checked by `tests/layers.rs`).
+mod cluster;
 mod config;
 mod delivery;
 mod embedded;
@@ -123,6 +124,7 @@ mod stats;
 mod sync;
 mod worker;
 
+pub use cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
 pub use config::AioProducerBuilder;
 pub use delivery::DeliveryFuture;
 pub use embedded::EmbeddedCluster;

@@ -52,6 +52,7 @@ const LAYERS: &[&str] = &[
     "delivery::ledger",
     "delivery::ticket",
     // Plain types.
+    "cluster",
     "embedded",
     "stats",
     "report",

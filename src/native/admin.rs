@@ -16,14 +16,19 @@
 //!
 //! Partitions come from a `Metadata` request for the one topic, which any
 //! broker answers (the mock cluster too); librdkafka's own view of the
-//! topic is updated from the same answer.
+//! topic is updated from the same answer. The same request, for every topic
+//! or one, answers [`AioProducer::metadata`](crate::AioProducer::metadata)
+//! ([`cluster_metadata`]).
 
 use std::ffi::CString;
 use std::ptr;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
+use rdkafka::types::RDKafkaErrorCode;
 
+use crate::cluster::{BrokerInfo, ClusterMetadata, PartitionInfo, TopicInfo};
+use crate::error::Error;
 use crate::native::owned::Owned;
 use crate::native::{c_str, millis};
 
@@ -147,46 +152,144 @@ pub(crate) fn topic_partitions(
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicPartitions, PartitionsUnknown> {
-    let name = CString::new(topic)
-        .map_err(|_| PartitionsUnknown::Topic("topic name contains NUL".into()))?;
+    let metadata = cluster_metadata(rk, Some(topic), timeout).map_err(|e| match e {
+        MetadataError::Unreachable(error) => PartitionsUnknown::Unreachable(error.to_string()),
+        MetadataError::Topic(reason) => PartitionsUnknown::Topic(reason.into()),
+    })?;
+    let found = metadata.topics.iter().find(|t| t.name == topic);
+    match found {
+        None => Err(PartitionsUnknown::Topic("not in the answer".into())),
+        Some(TopicInfo {
+            error: Some(error), ..
+        }) => Err(PartitionsUnknown::Topic(error.to_string())),
+        Some(t) => {
+            let mut available: Vec<i32> = t
+                .partitions
+                .iter()
+                .filter(|p| p.leader.is_some())
+                .map(|p| p.id)
+                .collect();
+            available.sort_unstable();
+            Ok(TopicPartitions {
+                count: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                available: available.into(),
+            })
+        }
+    }
+}
+
+/// Why [`cluster_metadata`] read nothing.
+#[derive(Debug)]
+pub(crate) enum MetadataError {
+    /// No broker answered within the timeout (or librdkafka refused the
+    /// request).
+    Unreachable(Error),
+    /// The topic asked for could not be asked for.
+    Topic(&'static str),
+}
+
+/// The cluster's metadata: every topic, or only `topic`.
+///
+/// Blocks the calling thread for up to `timeout`.
+pub(crate) fn cluster_metadata(
+    rk: *mut rd::rd_kafka_t,
+    topic: Option<&str>,
+    timeout: Duration,
+) -> Result<ClusterMetadata, MetadataError> {
+    let name = topic
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| MetadataError::Topic("the topic name contains NUL"))?;
     // SAFETY: `rk` is a live handle (the caller holds the producer); the
     // topic handle is ours (`Owned`) until the end of the block and the
     // metadata is destroyed before it ends; arrays are read within the
-    // counts librdkafka gives with them.
+    // counts librdkafka gives with them, and strings are NUL-terminated.
     unsafe {
-        let handle = Owned::from_raw(rd::rd_kafka_topic_new(rk, name.as_ptr(), ptr::null_mut()))
-            .ok_or_else(|| PartitionsUnknown::Topic("librdkafka refused a handle".into()))?;
-        let mut metadata = ptr::null();
-        let err = rd::rd_kafka_metadata(rk, 0, handle.ptr(), &mut metadata, millis(timeout));
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || metadata.is_null() {
-            let reason = c_str(rd::rd_kafka_err2str(err));
-            return Err(PartitionsUnknown::Unreachable(reason));
-        }
-        let topics = (*metadata).topics;
-        let count = usize::try_from((*metadata).topic_cnt).unwrap_or(0);
-        let found = (0..count)
-            .map(|i| &*topics.add(i))
-            .find(|t| c_str(t.topic) == topic);
-        let read = match found {
-            None => Err(PartitionsUnknown::Topic("not in the answer".into())),
-            Some(t) if t.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => {
-                Err(PartitionsUnknown::Topic(c_str(rd::rd_kafka_err2str(t.err))))
-            }
-            Some(t) => {
-                let count = usize::try_from(t.partition_cnt).unwrap_or(0);
-                let mut available: Vec<i32> = (0..count)
-                    .map(|i| &*t.partitions.add(i))
-                    .filter(|p| p.leader >= 0)
-                    .map(|p| p.id)
-                    .collect();
-                available.sort_unstable();
-                Ok(TopicPartitions {
-                    count: t.partition_cnt,
-                    available: available.into(),
-                })
-            }
+        let handle = match &name {
+            Some(name) => Some(
+                Owned::from_raw(rd::rd_kafka_topic_new(rk, name.as_ptr(), ptr::null_mut()))
+                    .ok_or(MetadataError::Topic("librdkafka refused a topic handle"))?,
+            ),
+            None => None,
         };
+        let (all, only) = match &handle {
+            Some(handle) => (0, handle.ptr()),
+            None => (1, ptr::null_mut()),
+        };
+        let mut metadata = ptr::null();
+        let err = rd::rd_kafka_metadata(rk, all, only, &mut metadata, millis(timeout));
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || metadata.is_null() {
+            return Err(MetadataError::Unreachable(Error::Kafka {
+                code: RDKafkaErrorCode::from(err),
+                detail: Some(format!(
+                    "metadata request: {}",
+                    c_str(rd::rd_kafka_err2str(err))
+                )),
+            }));
+        }
+        let m = &*metadata;
+        let brokers = slice(m.brokers, m.broker_cnt)
+            .iter()
+            .map(|b| BrokerInfo {
+                id: b.id,
+                host: c_str(b.host),
+                port: b.port,
+            })
+            .collect();
+        let topics = slice(m.topics, m.topic_cnt)
+            .iter()
+            .map(|t| {
+                let mut partitions: Vec<PartitionInfo> = slice(t.partitions, t.partition_cnt)
+                    .iter()
+                    .map(|p| PartitionInfo {
+                        id: p.id,
+                        leader: (p.leader >= 0).then_some(p.leader),
+                        replicas: slice(p.replicas, p.replica_cnt).to_vec(),
+                        in_sync: slice(p.isrs, p.isr_cnt).to_vec(),
+                        error: error_of(p.err),
+                    })
+                    .collect();
+                partitions.sort_unstable_by_key(|p| p.id);
+                TopicInfo {
+                    name: c_str(t.topic),
+                    partitions,
+                    error: error_of(t.err),
+                }
+            })
+            .collect();
         rd::rd_kafka_metadata_destroy(metadata);
-        read
+        // Both read the metadata just cached: no wait.
+        let controller = rd::rd_kafka_controllerid(rk, 0);
+        let id = rd::rd_kafka_clusterid(rk, 0);
+        let cluster_id = (!id.is_null()).then(|| c_str(id));
+        if !id.is_null() {
+            rd::rd_kafka_mem_free(rk, id.cast());
+        }
+        Ok(ClusterMetadata {
+            cluster_id,
+            controller_id: (controller >= 0).then_some(controller),
+            brokers,
+            topics,
+        })
     }
+}
+
+/// The `count` elements at `items` (none when null).
+///
+/// # Safety
+/// A non-null `items` points to `count` initialised elements that outlive
+/// the returned slice.
+unsafe fn slice<'a, T>(items: *const T, count: i32) -> &'a [T] {
+    let count = usize::try_from(count).unwrap_or(0);
+    if items.is_null() || count == 0 {
+        return &[];
+    }
+    // SAFETY: function contract.
+    unsafe { std::slice::from_raw_parts(items, count) }
+}
+
+/// A metadata error code as an error, or `None` for none.
+fn error_of(err: rd::rd_kafka_resp_err_t) -> Option<Error> {
+    (err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR)
+        .then(|| Error::kafka(RDKafkaErrorCode::from(err)))
 }

@@ -28,6 +28,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaType};
 use rdkafka::ClientContext;
 
+use crate::cluster::ClusterMetadata;
 use crate::error::Error;
 use crate::native::config::native_config;
 use crate::native::owned::Owned;
@@ -169,6 +170,19 @@ impl NativeProducer {
             _ => {}
         }
         admin::topic_max_message_bytes(self.ptr(), topic, timeout).map_err(LimitUnknown::Failed)
+    }
+
+    /// The cluster's metadata (every topic, or `topic`), waiting up to
+    /// `timeout` for an answer.
+    pub(crate) fn metadata(
+        &self,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ClusterMetadata, Error> {
+        admin::cluster_metadata(self.ptr(), topic, timeout).map_err(|e| match e {
+            admin::MetadataError::Unreachable(error) => error,
+            admin::MetadataError::Topic(reason) => Error::Client(reason.into()),
+        })
     }
 
     /// Fails every record librdkafka holds with a purge error (reported

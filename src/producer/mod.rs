@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::cluster::{ClusterMetadata, PartitionInfo, TopicInfo};
 use crate::config::AioProducerBuilder;
 use crate::delivery::slot::Callback;
 use crate::delivery::ticket::Ticket;
@@ -21,7 +22,7 @@ use crate::native::config::{check_native, native_config};
 use crate::native::metadata::{Reads, TopicMetadata};
 use crate::producer::intake::{Intake, WhenFull};
 use crate::producer::shared::{Shared, SharedConfig};
-use crate::record::{Record, SizeLimits};
+use crate::record::{Record, SizeLimits, Topic};
 use crate::report::Delivery;
 use crate::report::DeliveryError;
 use crate::stats::{PoolStats, Stats, WorkerStats};
@@ -30,7 +31,9 @@ use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicBool, Mutex};
 
 use crate::worker::{take_core, Worker, WorkerConfig};
+use futures::channel::oneshot;
 use futures::FutureExt;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// An asynchronous Kafka producer: lock-free intake from any thread or
 /// runtime, a future per record, delivery reports completed on librdkafka's
@@ -355,29 +358,98 @@ impl AioProducer {
         &self,
         call: impl FnOnce(&NativeProducer) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
-        let (sender, receiver) = futures::channel::oneshot::channel();
-        {
+        let receiver = {
             let mut threads = self.inner.threads.lock();
             let threads = threads.as_mut().ok_or(Error::Closed)?;
-            let native = Arc::clone(&threads.native);
             let previous = threads.transactional.take();
-            let spawned = std::thread::Builder::new()
-                .name("aioproducer-txn".into())
-                .spawn(move || {
-                    if let Some(previous) = previous {
-                        let _ = previous.join();
-                    }
-                    let _ = sender.send(call(&native));
-                });
             // On failure the previous thread is no longer joined here, but
             // shutdown still waits for it to let go of the handle.
-            let spawned = spawned.map_err(Error::thread("aioproducer-txn"))?;
-            threads.transactional = Some(spawned);
-        }
+            let (helper, receiver) =
+                spawn_call("aioproducer-txn", &threads.native, previous, call)?;
+            threads.transactional = Some(helper);
+            receiver
+        };
         receiver
             .await
             .unwrap_or_else(|_| Err(Error::TransactionalCallPanicked))
     }
+
+    /// Reads the cluster's metadata: its id, brokers and controller, and
+    /// every topic (or only `topic`), waiting at most `timeout` for a broker
+    /// to answer.
+    ///
+    /// The request runs on a short-lived thread of its own
+    /// (`aioproducer-lookup`), never on the caller's executor; dropping the
+    /// future lets it finish there. A topic the cluster does not have is in
+    /// the answer with the error `UnknownTopicOrPartition` (unless the
+    /// broker creates it on request: its `auto.create.topics.enable`, and
+    /// librdkafka's `allow.auto.create.topics`). Fails with librdkafka's
+    /// error when no broker answered in time (`BrokerTransportFailure` when
+    /// none could be reached), with `InvalidTopic` for a name Kafka refuses,
+    /// and with `Closed` once the producer is closed. Records keep flowing
+    /// meanwhile. The example is in [`ClusterMetadata`].
+    pub async fn metadata(
+        &self,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<ClusterMetadata, Error> {
+        let topic = topic.map(Topic::new);
+        if let Some(topic) = &topic {
+            topic.check()?;
+        }
+        let receiver = {
+            let threads = self.inner.threads.lock();
+            let threads = threads.as_ref().ok_or(Error::Closed)?;
+            let call = move |native: &NativeProducer| {
+                native.metadata(topic.as_ref().map(Topic::as_str), timeout)
+            };
+            spawn_call("aioproducer-lookup", &threads.native, None, call)?.1
+        };
+        receiver.await.unwrap_or_else(|_| {
+            Err(Error::Thread {
+                name: "aioproducer-lookup",
+                reason: "the metadata request panicked".into(),
+            })
+        })
+    }
+
+    /// Every topic of the cluster, with its partitions and their leaders
+    /// ([`metadata`](Self::metadata) of every topic, waiting at most
+    /// [`METADATA_TIMEOUT`](Self::METADATA_TIMEOUT)).
+    pub async fn list_topics(&self) -> Result<Vec<TopicInfo>, Error> {
+        Ok(self.metadata(None, Self::METADATA_TIMEOUT).await?.topics)
+    }
+
+    /// The partitions of `topic` by id, with their leaders and replicas,
+    /// or the error the cluster gave for the topic (`UnknownTopicOrPartition`
+    /// for one it does not have). Waits at most
+    /// [`METADATA_TIMEOUT`](Self::METADATA_TIMEOUT).
+    pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
+        let metadata = self.metadata(Some(topic), Self::METADATA_TIMEOUT).await?;
+        let found = metadata.topics.into_iter().find(|t| t.name == topic);
+        match found {
+            Some(TopicInfo {
+                error: Some(error), ..
+            }) => Err(error),
+            Some(info) => Ok(info.partitions),
+            None => Err(Error::kafka(RDKafkaErrorCode::UnknownTopicOrPartition)),
+        }
+    }
+
+    /// The cluster's id. Waits at most
+    /// [`METADATA_TIMEOUT`](Self::METADATA_TIMEOUT).
+    pub async fn cluster_id(&self) -> Result<String, Error> {
+        let metadata = self.metadata(None, Self::METADATA_TIMEOUT).await?;
+        metadata.cluster_id.ok_or(Error::Kafka {
+            code: RDKafkaErrorCode::Unknown,
+            detail: Some("the cluster gave no id".into()),
+        })
+    }
+
+    /// How long [`list_topics`](Self::list_topics),
+    /// [`partitions`](Self::partitions) and [`cluster_id`](Self::cluster_id)
+    /// wait for a broker to answer.
+    pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// A snapshot of the producer's counters.
     pub fn stats(&self) -> Stats {
@@ -512,6 +584,33 @@ fn shut_down(shared: &Shared, threads: Threads) {
     if failed > 0 {
         log::warn!("{failed} records were never reported by librdkafka; failed them as purged");
     }
+}
+
+/// Where a helper thread's call sends its result.
+type CallResult<T> = oneshot::Receiver<Result<T, Error>>;
+
+/// Runs a blocking `call` on the handle on a new thread named `name`,
+/// after `previous` (if any) has finished; returns the thread and the
+/// receiver of the call's result. The thread holds a reference to the
+/// handle until the call returns, and shutdown waits for it.
+fn spawn_call<T: Send + 'static>(
+    name: &'static str,
+    native: &Arc<NativeProducer>,
+    previous: Option<JoinHandle<()>>,
+    call: impl FnOnce(&NativeProducer) -> Result<T, Error> + Send + 'static,
+) -> Result<(JoinHandle<()>, CallResult<T>), Error> {
+    let (sender, receiver) = oneshot::channel();
+    let native = Arc::clone(native);
+    let helper = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Some(previous) = previous {
+                let _ = previous.join();
+            }
+            let _ = sender.send(call(&native));
+        })
+        .map_err(Error::thread(name))?;
+    Ok((helper, receiver))
 }
 
 /// Starts the timer thread, named `aioproducer-timer`, over the workers'
