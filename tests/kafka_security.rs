@@ -293,3 +293,115 @@ fn a_host_name_mismatch_fails_each_record_promptly_as_a_tls_error() {
         "host-name-unchecked",
     );
 }
+
+#[test]
+fn new_credentials_let_a_refused_producer_in() {
+    let Some(facts) = security() else { return };
+    let (name, right) = user(&facts, "SCRAM_SHA_256");
+    let plaintext = bootstrap().expect("broker tests are on");
+    let topic_name = unique_topic("new-credentials");
+    create_topic(&plaintext, &topic_name, 1, &[]);
+    let producer = sasl_ssl(&facts, "SCRAM-SHA-256", name, &format!("not-{right}"))
+        .build()
+        .unwrap();
+    let topic = Topic::from(topic_name.clone());
+    run(Duration::from_secs(90), async {
+        let refused = producer
+            .send(Record::new(topic.clone()).with_payload("refused"))
+            .await
+            .expect_err("a wrong password");
+        assert_eq!(
+            refused.error().kafka_code(),
+            Some(RDKafkaErrorCode::Authentication),
+            "{refused}"
+        );
+        producer.set_sasl_credentials(name, right).unwrap();
+        let mut futures = Vec::new();
+        for i in 0..100 {
+            let record = Record::new(topic.clone()).with_payload(format!("let-in-{i}"));
+            futures.push(producer.produce(record).await.unwrap());
+        }
+        for future in futures {
+            future.await.expect("delivered with the new password");
+        }
+    });
+    futures::executor::block_on(producer.close());
+    assert_eq!(consume_all(&plaintext, &topic_name, 1, 100).len(), 100);
+}
+
+#[test]
+fn a_scram_password_rotated_on_the_broker_and_in_the_producer_loses_nothing() {
+    const RATE: usize = 2_000; // records/s
+    const SECONDS: usize = 12;
+    let Some(facts) = security() else { return };
+    let (name, old) = user(&facts, "ROTATE");
+    let new = format!("rotated-{}", unique_topic("password"));
+    let plaintext = bootstrap().expect("broker tests are on");
+    let topic_name = unique_topic("rotation");
+    create_topic(&plaintext, &topic_name, PARTITIONS, &[]);
+    // SCRAM-SHA-512 connections on this listener re-authenticate every 3 s
+    // (scripts/kafka), so the producer's connection must prove the new
+    // password several times after the rotation.
+    let producer = sasl_ssl(&facts, "SCRAM-SHA-512", name, old)
+        .set("message.timeout.ms", "60000")
+        .build()
+        .unwrap();
+    let topic = Topic::from(topic_name.clone());
+    let producer = &producer;
+    run(Duration::from_secs(120), async {
+        let rotate = async {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
+            let args = [
+                "scram".to_string(),
+                name.to_string(),
+                "SCRAM-SHA-512".into(),
+                new.clone(),
+            ];
+            let status = tokio::task::spawn_blocking(move || {
+                std::process::Command::new(script).args(args).status()
+            })
+            .await
+            .unwrap()
+            .expect("run scripts/kafka scram");
+            assert!(status.success(), "rotating the password on the broker");
+            producer.set_sasl_credentials(name, &new).unwrap();
+            Instant::now()
+        };
+        let produce = async {
+            let start = Instant::now();
+            let mut futures = Vec::with_capacity(RATE * SECONDS);
+            for i in 0..RATE * SECONDS {
+                let due = start + Duration::from_secs_f64(i as f64 / RATE as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let record = Record::new(topic.clone()).with_payload(format!("rotation-{i}"));
+                futures.push(producer.produce(record).await.expect("queued"));
+            }
+            let mut failed = Vec::new();
+            for future in futures {
+                if let Err(e) = future.await {
+                    failed.push(e.to_string());
+                }
+            }
+            (Instant::now(), failed)
+        };
+        let (rotated, (finished, failed)) = tokio::join!(rotate, produce);
+        assert!(
+            failed.is_empty(),
+            "{} records failed, the first: {}",
+            failed.len(),
+            failed[0]
+        );
+        assert!(
+            finished.duration_since(rotated) > Duration::from_secs(6),
+            "records flowed for two re-authentications after the rotation"
+        );
+    });
+    futures::executor::block_on(producer.close());
+    let stored = consume_all(&plaintext, &topic_name, PARTITIONS, RATE * SECONDS);
+    let seen = by_payload(&stored);
+    for i in 0..RATE * SECONDS {
+        let payload = format!("rotation-{i}");
+        assert_eq!(seen.get(payload.as_bytes()), Some(&1), "{payload}");
+    }
+}

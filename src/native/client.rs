@@ -17,7 +17,7 @@
 //! On drop, the forwarding is undone and both queue references released
 //! *before* the client is destroyed, as librdkafka requires.
 
-use std::ffi::c_void;
+use std::ffi::{c_void, CString};
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::time::Duration;
@@ -30,7 +30,7 @@ use rdkafka::ClientContext;
 
 use crate::cluster::ClusterMetadata;
 use crate::error::Error;
-use crate::native::config::native_config;
+use crate::native::config::{native_config, REDACTED};
 use crate::native::owned::Owned;
 use crate::native::reachability::Reachability;
 use crate::native::reports::Reports;
@@ -183,6 +183,33 @@ impl NativeProducer {
             admin::MetadataError::Unreachable(error) => error,
             admin::MetadataError::Topic(reason) => Error::Client(reason.into()),
         })
+    }
+
+    /// Sets the SASL username and password librdkafka uses from its next
+    /// authentication on (`rd_kafka_sasl_set_credentials`).
+    pub(crate) fn set_sasl_credentials(&self, username: &str, password: &str) -> Result<(), Error> {
+        let nul = |key: &str, value: String| Error::config(key, value, "contains a NUL byte");
+        let user = CString::new(username).map_err(|_| nul("sasl.username", username.into()))?;
+        let secret = CString::new(password).map_err(|_| nul("sasl.password", REDACTED.into()))?;
+        // SAFETY: live handle and NUL-terminated strings, which librdkafka
+        // copies; the returned error, if any, is ours to destroy.
+        let error = unsafe {
+            Owned::from_raw(rd::rd_kafka_sasl_set_credentials(
+                self.ptr(),
+                user.as_ptr(),
+                secret.as_ptr(),
+            ))
+        };
+        match error {
+            None => Ok(()),
+            // SAFETY: a live error object; its string lives as long.
+            Some(error) => Err(unsafe {
+                Error::Kafka {
+                    code: RDKafkaErrorCode::from(rd::rd_kafka_error_code(error.ptr())),
+                    detail: Some(crate::native::c_str(rd::rd_kafka_error_string(error.ptr()))),
+                }
+            }),
+        }
     }
 
     /// Fails every record librdkafka holds with a purge error (reported

@@ -63,4 +63,5 @@ destroyed_by! {
     rd_kafka_AdminOptions_t => rd_kafka_AdminOptions_destroy,
     rd_kafka_ConfigResource_t => rd_kafka_ConfigResource_destroy,
     rd_kafka_consumer_group_metadata_t => rd_kafka_consumer_group_metadata_destroy,
+    rd_kafka_error_t => rd_kafka_error_destroy,
 }

@@ -1,29 +1,37 @@
-//! Failing records promptly when the cluster refuses us (a wrong password,
-//! an untrusted certificate, a host-name mismatch).
+//! Failing records promptly when the cluster refuses a producer it never
+//! let in (a wrong password, an untrusted certificate, a host-name
+//! mismatch).
 //!
 //! librdkafka treats an authentication or TLS failure like any other
 //! failed connection: it keeps the records and reconnects for ever, so
-//! without this each record would wait for `message.timeout.ms` (five
-//! minutes by default) and then fail with a bare timeout. Java's producer
-//! fails them at once with the authentication error; so do we, with the
-//! error librdkafka gave (its code, `Authentication` or `SSL`, and its text,
-//! which names the broker and the reason but never a password):
+//! without this each record of a misconfigured producer would wait for
+//! `message.timeout.ms` (five minutes by default) and then fail with a bare
+//! timeout. Java's producer fails them at once with the authentication
+//! error; so do we, with the error librdkafka gave (its code,
+//! `Authentication` or `SSL`, and its text, which names the broker and the
+//! reason but never a password):
 //!
 //! - librdkafka raises the failure as an error event (`_AUTHENTICATION` or
 //!   `_SSL`), and `_ALL_BROKERS_DOWN` once no broker is up. When both are
-//!   known, and nothing was delivered since, every broker refused us or is
-//!   down: the records librdkafka holds cannot go anywhere. They are purged
-//!   from its queues then (`rd_kafka_purge`, queued records only, without
-//!   waiting), and each purged record fails with the refusal instead of
-//!   `Purged`.
+//!   known, and the producer never delivered a record, every broker
+//!   refused it or is down, and none ever let it in: the records librdkafka
+//!   holds cannot go anywhere. They are purged from its queues then
+//!   (`rd_kafka_purge`, queued records only, without waiting), and each
+//!   purged record fails with the refusal instead of `Purged`.
 //! - A refusal that comes while some broker is still up purges nothing:
 //!   with one broker's certificate wrong, the others still take records.
 //! - Records produced later go to librdkafka as usual: if the cluster
-//!   still refuses us, they fail when librdkafka raises the refusal again
-//!   (it repeats an identical connection error every 30 s, each reconnect
-//!   backoff at most `reconnect.backoff.max.ms`), or at their timeout. If
-//!   it lets us in (the password was fixed), they are delivered; the first
-//!   delivery forgets the refusal.
+//!   still refuses the producer, they fail when librdkafka raises the
+//!   refusal again (it repeats an identical connection error every 30 s,
+//!   each reconnect backoff at most `reconnect.backoff.max.ms`), or at
+//!   their timeout. If it lets the producer in (the password was fixed, by
+//!   `set_sasl_credentials` say), they are delivered.
+//! - Once a record was delivered, refusals purge nothing any more: a
+//!   producer that was let in and is refused later is most likely in the
+//!   middle of a credential rotation (the broker's password changed before
+//!   the producer's, or a re-authentication raced it), and its records
+//!   wait in librdkafka, as librdkafka would have them wait, until the new
+//!   credentials let it in again or `message.timeout.ms` fails them.
 //!
 //! Everything here runs on `rdk:bg`, which serves both the error events and
 //! the delivery reports; the atomics only make the state shareable.
@@ -39,9 +47,11 @@ use crate::sync::{AtomicBool, Mutex};
 /// What librdkafka last said about reaching the cluster.
 #[derive(Debug, Default)]
 pub(crate) struct Reachability {
-    /// librdkafka said all brokers are down, and nothing was delivered since.
+    /// A record was delivered: some broker let the producer in once.
+    let_in: AtomicBool,
+    /// librdkafka said all brokers are down.
     all_down: AtomicBool,
-    /// The latest authentication or TLS refusal since the last delivery.
+    /// The latest authentication or TLS refusal.
     refused: Mutex<Option<Error>>,
 }
 
@@ -55,33 +65,38 @@ impl Reachability {
                     code,
                     detail: Some(reason.to_owned()),
                 });
-                // Relaxed: only `rdk:bg` reads and writes it.
-                self.all_down.load(Relaxed)
+                self.shut_out()
             }
             RDKafkaErrorCode::AllBrokersDown => {
-                // Relaxed: as above.
+                // Relaxed: only `rdk:bg` reads and writes it.
                 self.all_down.store(true, Relaxed);
-                self.refused.lock().is_some()
+                self.shut_out()
             }
             _ => false,
         }
     }
 
-    /// What a purged record fails with: the refusal while it stands.
-    pub(crate) fn purged(&self, error: Error) -> Error {
+    /// Whether every broker is down, one refused the producer, and none
+    /// ever let it in.
+    fn shut_out(&self) -> bool {
         // Relaxed: as above.
-        if error != Error::Purged || !self.all_down.load(Relaxed) {
+        !self.let_in.load(Relaxed) && self.all_down.load(Relaxed) && self.refused.lock().is_some()
+    }
+
+    /// What a purged record fails with: the refusal while it shuts the
+    /// producer out.
+    pub(crate) fn purged(&self, error: Error) -> Error {
+        if error != Error::Purged || !self.shut_out() {
             return error;
         }
         self.refused.lock().clone().unwrap_or(error)
     }
 
-    /// A record was delivered: a broker let us in.
+    /// A record was delivered: a broker let the producer in.
     pub(crate) fn on_delivered(&self) {
         // Relaxed: as above. Read first: the common case writes nothing.
-        if self.all_down.load(Relaxed) {
-            self.all_down.store(false, Relaxed);
-            *self.refused.lock() = None;
+        if !self.let_in.load(Relaxed) {
+            self.let_in.store(true, Relaxed);
         }
     }
 }
@@ -146,7 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_forgets_the_refusal() {
+    fn once_a_record_was_delivered_refusals_purge_nothing() {
         let r = Reachability::default();
         r.on_error(
             RDKafkaErrorCode::Authentication,
@@ -156,5 +171,6 @@ mod tests {
         r.on_delivered();
         assert_eq!(r.purged(Error::Purged), Error::Purged);
         assert!(!r.on_error(RDKafkaErrorCode::Authentication, "again"));
+        assert!(!r.on_error(RDKafkaErrorCode::AllBrokersDown, "again"));
     }
 }

@@ -446,6 +446,25 @@ impl AioProducer {
         })
     }
 
+    /// Sets the SASL username and password (`sasl.username`,
+    /// `sasl.password`) the producer uses from its next authentication on:
+    /// the next connection to a broker, or the next re-authentication of a
+    /// connection (when the broker sets `connections.max.reauth.ms`).
+    /// Connections already authenticated stay up. The way to follow a
+    /// credential rotation without restarting the producer: records keep
+    /// flowing, and those that meet a broker refusing the old password wait
+    /// in librdkafka until the new one lets the producer in (or their
+    /// `message.timeout.ms`).
+    ///
+    /// Fails with `Closed` once the producer is closed, and with librdkafka's
+    /// error when the producer does not use SASL. The password never
+    /// appears in an error.
+    pub fn set_sasl_credentials(&self, username: &str, password: &str) -> Result<(), Error> {
+        let threads = self.inner.threads.lock();
+        let threads = threads.as_ref().ok_or(Error::Closed)?;
+        threads.native.set_sasl_credentials(username, password)
+    }
+
     /// How long [`list_topics`](Self::list_topics),
     /// [`partitions`](Self::partitions) and [`cluster_id`](Self::cluster_id)
     /// wait for a broker to answer.
