@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 
 use crate::error::Error;
 use crate::native::config::{is_secret, REDACTED};
+use crate::oauth::OAuthTokenProvider;
 
 /// librdkafka's `queue.buffering.max.messages` default, which is also our
 /// default bound on records in flight.
@@ -40,6 +41,8 @@ pub struct AioProducerBuilder {
     pub(crate) batch_size: Option<usize>,
     pub(crate) buffer_timeout: Duration,
     pub(crate) drop_timeout: Duration,
+    /// Where OAUTHBEARER tokens come from, if the application gives them.
+    pub(crate) oauth: Option<std::sync::Arc<dyn OAuthTokenProvider>>,
 }
 
 impl Default for AioProducerBuilder {
@@ -52,6 +55,7 @@ impl Default for AioProducerBuilder {
             batch_size: None,
             buffer_timeout: Duration::from_millis(100),
             drop_timeout: Duration::from_secs(5),
+            oauth: None,
         }
     }
 }
@@ -70,6 +74,7 @@ impl fmt::Debug for AioProducerBuilder {
             .field("batch_size", &self.batch_size)
             .field("buffer_timeout", &self.buffer_timeout)
             .field("drop_timeout", &self.drop_timeout)
+            .field("oauthbearer_token_provider", &self.oauth.is_some())
             .finish()
     }
 }
@@ -88,6 +93,18 @@ impl AioProducerBuilder {
     /// in the Java client), unlike librdkafka's `false`.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.insert(key.into(), value.into());
+        self
+    }
+
+    /// Gets SASL OAUTHBEARER tokens from `provider`, an async function of
+    /// the application's, run on a thread of the producer's own whenever
+    /// librdkafka needs a token (at start, then before each token expires;
+    /// see [`OAuthTokenProvider`] for where the future is polled). A failed
+    /// provider is reported to librdkafka, which raises it as an
+    /// authentication error and asks again 10 s later. Needs
+    /// `sasl.mechanisms=OAUTHBEARER` (checked by [`build`](Self::build)).
+    pub fn oauthbearer_token_provider(mut self, provider: impl OAuthTokenProvider) -> Self {
+        self.oauth = Some(std::sync::Arc::new(provider));
         self
     }
 

@@ -369,20 +369,7 @@ fn a_scram_password_rotated_on_the_broker_and_in_the_producer_loses_nothing() {
             Instant::now()
         };
         let produce = async {
-            let start = Instant::now();
-            let mut futures = Vec::with_capacity(RATE * SECONDS);
-            for i in 0..RATE * SECONDS {
-                let due = start + Duration::from_secs_f64(i as f64 / RATE as f64);
-                tokio::time::sleep_until(due.into()).await;
-                let record = Record::new(topic.clone()).with_payload(format!("rotation-{i}"));
-                futures.push(producer.produce(record).await.expect("queued"));
-            }
-            let mut failed = Vec::new();
-            for future in futures {
-                if let Err(e) = future.await {
-                    failed.push(e.to_string());
-                }
-            }
+            let failed = produce_paced(producer, &topic, "rotation", RATE, SECONDS).await;
             (Instant::now(), failed)
         };
         let (rotated, (finished, failed)) = tokio::join!(rotate, produce);
@@ -404,4 +391,166 @@ fn a_scram_password_rotated_on_the_broker_and_in_the_producer_loses_nothing() {
         let payload = format!("rotation-{i}");
         assert_eq!(seen.get(payload.as_bytes()), Some(&1), "{payload}");
     }
+}
+
+/// An unsecured JWT (`"alg": "none"`) for `principal`, valid for
+/// `lifetime`, as Kafka's unsecured validator takes it.
+fn unsecured_jwt(principal: &str, lifetime: Duration) -> aioproducer::OAuthToken {
+    fn base64url(bytes: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n =
+                chunk.iter().fold(0u32, |n, &b| n << 8 | u32::from(b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            }
+        }
+        out
+    }
+    let now = std::time::SystemTime::now();
+    let expires_at = now + lifetime;
+    let seconds = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let claims = format!(
+        r#"{{"sub":"{principal}","iat":{:.3},"exp":{:.3}}}"#,
+        seconds(now),
+        seconds(expires_at)
+    );
+    aioproducer::OAuthToken {
+        value: format!(
+            "{}.{}.",
+            base64url(br#"{"alg":"none"}"#),
+            base64url(claims.as_bytes())
+        ),
+        principal: principal.to_string(),
+        expires_at,
+        extensions: Vec::new(),
+    }
+}
+
+fn oauthbearer(facts: &HashMap<String, String>) -> AioProducerBuilder {
+    over(facts, "SASL_PLAINTEXT")
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanisms", "OAUTHBEARER")
+}
+
+#[test]
+fn short_lived_tokens_from_an_async_provider_are_refreshed_while_records_flow() {
+    const RATE: usize = 1_000; // records/s
+    const SECONDS: usize = 12;
+    const LIFETIME: Duration = Duration::from_secs(4);
+    let Some(facts) = security() else { return };
+    let principal = facts["OAUTHBEARER_PRINCIPAL"].clone();
+    let plaintext = bootstrap().expect("broker tests are on");
+    let topic_name = unique_topic("oauth-refresh");
+    create_topic(&plaintext, &topic_name, PARTITIONS, &[]);
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    // The broker ends a session when its token expires (scripts/kafka), so
+    // records flow for 12 s only if librdkafka gets new 4-second tokens.
+    let producer = oauthbearer(&facts)
+        .set("message.timeout.ms", "60000")
+        .oauthbearer_token_provider(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let principal = principal.clone();
+            async move {
+                // An async provider that really waits (a token endpoint).
+                futures_timer_free_sleep(Duration::from_millis(50)).await;
+                Ok(unsecured_jwt(&principal, LIFETIME))
+            }
+        })
+        .build()
+        .unwrap();
+    let topic = Topic::from(topic_name.clone());
+    let failed = run(
+        Duration::from_secs(120),
+        produce_paced(&producer, &topic, "oauth", RATE, SECONDS),
+    );
+    assert!(
+        failed.is_empty(),
+        "{} records failed: {failed:?}",
+        failed.len()
+    );
+    futures::executor::block_on(producer.close());
+    let calls = calls.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        calls >= 3,
+        "the provider was asked {calls} times in {SECONDS} s"
+    );
+    let stored = consume_all(&plaintext, &topic_name, PARTITIONS, RATE * SECONDS);
+    let seen = by_payload(&stored);
+    for i in 0..RATE * SECONDS {
+        let payload = format!("oauth-{i}");
+        assert_eq!(seen.get(payload.as_bytes()), Some(&1), "{payload}");
+    }
+}
+
+#[test]
+fn a_failing_token_provider_fails_each_record_promptly_with_its_reason() {
+    let Some(facts) = security() else { return };
+    let builder = oauthbearer(&facts)
+        .oauthbearer_token_provider(|| async { Err("the identity provider is down".to_string()) });
+    let failures = refused(builder, "oauth-failing-provider");
+    check_refusals(
+        &failures,
+        RDKafkaErrorCode::Authentication,
+        "the identity provider is down",
+        &[],
+    );
+}
+
+#[test]
+fn a_token_provider_needs_the_oauthbearer_mechanism() {
+    let error = AioProducer::builder()
+        .bootstrap_servers("127.0.0.1:9092")
+        .set("sasl.mechanisms", "PLAIN")
+        .oauthbearer_token_provider(|| async { Err("unused".to_string()) })
+        .build()
+        .expect_err("PLAIN with a token provider");
+    assert!(
+        matches!(&error, aioproducer::Error::Config { key, .. } if key == "sasl.mechanisms"),
+        "{error}"
+    );
+}
+
+/// Sleeps without a runtime's timer (the provider's future is polled
+/// outside any runtime).
+async fn futures_timer_free_sleep(duration: Duration) {
+    let (sender, receiver) = futures::channel::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        std::thread::sleep(duration);
+        let _ = sender.send(());
+    });
+    let _ = receiver.await;
+}
+
+/// Produces `rate` records a second for `seconds` (payloads `label-i`) and
+/// awaits every report; returns the failures.
+async fn produce_paced(
+    producer: &AioProducer,
+    topic: &Topic,
+    label: &str,
+    rate: usize,
+    seconds: usize,
+) -> Vec<String> {
+    let start = Instant::now();
+    let mut futures = Vec::with_capacity(rate * seconds);
+    for i in 0..rate * seconds {
+        let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let record = Record::new(topic.clone()).with_payload(format!("{label}-{i}"));
+        futures.push(producer.produce(record).await.expect("queued"));
+    }
+    let mut failed = Vec::new();
+    for future in futures {
+        if let Err(e) = future.await {
+            failed.push(e.to_string());
+        }
+    }
+    failed
 }

@@ -39,6 +39,7 @@ const LAYERS: &[&str] = &[
     "native::callbacks",
     "native::client",
     "native::reachability",
+    "native::oauth",
     "native::reports",
     "native::admin",
     "native::config",
@@ -53,6 +54,7 @@ const LAYERS: &[&str] = &[
     "delivery::ticket",
     // Plain types.
     "cluster",
+    "oauth",
     "embedded",
     "stats",
     "report",

@@ -36,7 +36,7 @@ use crate::sync::block_on::Reporting;
 ///
 /// # Safety
 /// `conf` is a valid, not yet consumed librdkafka configuration.
-pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t) {
+pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t, oauth: bool) {
     // SAFETY: valid configuration (function contract); signatures match.
     unsafe {
         // Delivery reports, client errors and statistics as events to one
@@ -50,7 +50,27 @@ pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t) {
         );
         rd::rd_kafka_conf_set_background_event_cb(conf, Some(background_event));
         rd::rd_kafka_conf_set_log_cb(conf, Some(log));
+        if oauth {
+            // Setting it makes librdkafka raise its token refresh as an
+            // event, which `background_event` sends to the token thread.
+            rd::rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, Some(token_refresh));
+        }
     }
+}
+
+/// librdkafka's token refresh callback, should it call it rather than
+/// raise the refresh as an event: sends the request to the token thread.
+unsafe extern "C" fn token_refresh(
+    _rk: *mut rd::rd_kafka_t,
+    _config: *const c_char,
+    opaque: *mut c_void,
+) {
+    let _ = catch_unwind(|| {
+        // SAFETY: our client's opaque, alive for the call.
+        if let Some(tokens) = &unsafe { context(opaque) }.tokens {
+            tokens.refresh();
+        }
+    });
 }
 
 /// One event from librdkafka's background queue; destroyed on return.
@@ -111,6 +131,11 @@ unsafe extern "C" fn background_event(
                 let json = unsafe { CStr::from_ptr(rd::rd_kafka_event_stats(event.ptr())) };
                 reports.statistics(json.to_string_lossy().into_owned());
             }));
+        }
+        rd::RD_KAFKA_EVENT_OAUTHBEARER_TOKEN_REFRESH => {
+            if let Some(tokens) = &context.tokens {
+                tokens.refresh();
+            }
         }
         // Nothing else is enabled; anything else is only destroyed.
         _ => {}

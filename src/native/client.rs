@@ -31,10 +31,12 @@ use rdkafka::ClientContext;
 use crate::cluster::ClusterMetadata;
 use crate::error::Error;
 use crate::native::config::{native_config, REDACTED};
+use crate::native::oauth::{token_channel, TokenRequests, TokenThread};
 use crate::native::owned::Owned;
-use crate::native::reachability::Reachability;
+use crate::native::reachability::{purge_queued, Reachability};
 use crate::native::reports::Reports;
 use crate::native::{admin, callbacks};
+use crate::oauth::OAuthTokenProvider;
 
 /// Why a topic's `max.message.bytes` could not be read.
 #[derive(Debug)]
@@ -52,7 +54,10 @@ pub(crate) enum LimitUnknown {
 pub(crate) struct ProducerContext {
     pub(crate) reports: Box<dyn Reports>,
     /// Whether the cluster refuses us (`reachability.rs`).
-    pub(crate) reachability: Reachability,
+    pub(crate) reachability: std::sync::Arc<Reachability>,
+    /// The way to the OAUTHBEARER token thread, when the application gives
+    /// tokens (`oauth.rs`).
+    pub(crate) tokens: Option<std::sync::Arc<TokenRequests>>,
 }
 
 impl ClientContext for ProducerContext {}
@@ -68,6 +73,8 @@ pub(crate) struct NativeProducer {
     /// Whether the cluster answers admin requests: `ADMIN_UNKNOWN`, `_YES`
     /// or `_NO`.
     admin: AtomicU8,
+    /// The OAUTHBEARER token thread, stopped before the handle is destroyed.
+    tokens: Option<TokenThread>,
     client: Client<ProducerContext>,
 }
 
@@ -91,18 +98,30 @@ impl fmt::Debug for NativeProducer {
 
 impl NativeProducer {
     /// Creates the handle and routes its callbacks to librdkafka's thread.
-    pub(crate) fn new(config: &ClientConfig, reports: Box<dyn Reports>) -> Result<Self, Error> {
+    pub(crate) fn new(
+        config: &ClientConfig,
+        reports: Box<dyn Reports>,
+        oauth: Option<std::sync::Arc<dyn OAuthTokenProvider>>,
+    ) -> Result<Self, Error> {
         let native = native_config(config)?;
         // SAFETY: `native` is a valid configuration we own; the callbacks
         // match librdkafka's signatures and catch every panic.
-        unsafe { callbacks::install(native.ptr()) };
+        unsafe { callbacks::install(native.ptr(), oauth.is_some()) };
+        let channel = oauth.as_ref().map(|_| token_channel());
+        let reachability = std::sync::Arc::new(Reachability::default());
+        if oauth.is_some() {
+            reachability.expect_tokens();
+        }
         let client = Client::new(
             config,
             native,
             RDKafkaType::RD_KAFKA_PRODUCER,
             ProducerContext {
                 reports,
-                reachability: Reachability::default(),
+                reachability: std::sync::Arc::clone(&reachability),
+                tokens: channel
+                    .as_ref()
+                    .map(|(requests, _)| std::sync::Arc::clone(requests)),
             },
         )
         .map_err(|e| Error::Client(e.to_string()))?;
@@ -122,10 +141,19 @@ impl NativeProducer {
         };
         // SAFETY: both queues belong to `rk` and stay referenced until drop.
         unsafe { rd::rd_kafka_queue_forward(main.ptr(), background.ptr()) };
+        let tokens = match (oauth, channel) {
+            // SAFETY: `Drop` stops the thread before the handle goes.
+            (Some(provider), Some((requests, inbox))) => Some(
+                unsafe { TokenThread::start(rk, provider, reachability, requests, inbox) }
+                    .map_err(Error::thread("aioproducer-oauth"))?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             main,
             _background: background,
             admin: AtomicU8::new(ADMIN_UNKNOWN),
+            tokens,
             client,
         })
     }
@@ -185,8 +213,18 @@ impl NativeProducer {
         })
     }
 
+    /// Purges the records librdkafka holds if the cluster shuts the
+    /// producer out (`reachability.rs`): called after each hand-over.
+    pub(crate) fn purge_if_shut_out(&self) {
+        if self.client.context().reachability.shut_out() {
+            // SAFETY: live handle.
+            unsafe { purge_queued(self.ptr()) };
+        }
+    }
+
     /// Sets the SASL username and password librdkafka uses from its next
-    /// authentication on (`rd_kafka_sasl_set_credentials`).
+    /// authentication on (`rd_kafka_sasl_set_credentials`), and lifts a
+    /// refusal of the old ones.
     pub(crate) fn set_sasl_credentials(&self, username: &str, password: &str) -> Result<(), Error> {
         let nul = |key: &str, value: String| Error::config(key, value, "contains a NUL byte");
         let user = CString::new(username).map_err(|_| nul("sasl.username", username.into()))?;
@@ -201,7 +239,10 @@ impl NativeProducer {
             ))
         };
         match error {
-            None => Ok(()),
+            None => {
+                self.client.context().reachability.credentials_changed();
+                Ok(())
+            }
             // SAFETY: a live error object; its string lives as long.
             Some(error) => Err(unsafe {
                 Error::Kafka {
@@ -228,6 +269,10 @@ impl NativeProducer {
 
 impl Drop for NativeProducer {
     fn drop(&mut self) {
+        // The token thread uses the raw handle: it goes first.
+        if let Some(tokens) = &mut self.tokens {
+            tokens.stop();
+        }
         // SAFETY: undo the forwarding while both queues are still referenced;
         // the queue references are released before `client` (field order).
         unsafe { rd::rd_kafka_queue_forward(self.main.ptr(), std::ptr::null_mut()) };

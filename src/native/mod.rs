@@ -21,6 +21,7 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod handover;
 pub(crate) mod metadata;
+pub(crate) mod oauth;
 pub(crate) mod owned;
 pub(crate) mod partitioner;
 pub(crate) mod reachability;

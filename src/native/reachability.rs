@@ -18,14 +18,21 @@
 //!   holds cannot go anywhere. They are purged from its queues then
 //!   (`rd_kafka_purge`, queued records only, without waiting), and each
 //!   purged record fails with the refusal instead of `Purged`.
+//! - With tokens from the application's OAUTHBEARER provider, a producer
+//!   that never had a token cannot even try a broker: librdkafka raises
+//!   the provider's failure as `_AUTHENTICATION` and connects nowhere, so
+//!   no `_ALL_BROKERS_DOWN` comes. That failure purges the same way while
+//!   no token was ever accepted (`native/oauth.rs` says when one is).
 //! - A refusal that comes while some broker is still up purges nothing:
 //!   with one broker's certificate wrong, the others still take records.
-//! - Records produced later go to librdkafka as usual: if the cluster
-//!   still refuses the producer, they fail when librdkafka raises the
-//!   refusal again (it repeats an identical connection error every 30 s,
-//!   each reconnect backoff at most `reconnect.backoff.max.ms`), or at
-//!   their timeout. If it lets the producer in (the password was fixed, by
-//!   `set_sasl_credentials` say), they are delivered.
+//! - Records handed over while the refusal stands are purged right after
+//!   their hand-over (the worker asks, [`Reachability::shut_out`]), so they
+//!   fail at once too. New credentials (`set_sasl_credentials`) lift the
+//!   refusal: later records go to librdkafka and wait there, as librdkafka
+//!   has them wait, until a broker lets the producer in or their
+//!   `message.timeout.ms` ends (a refusal of the old credentials may still
+//!   come from an attempt that started before the change, and must not
+//!   fail records the new ones would deliver).
 //! - Once a record was delivered, refusals purge nothing any more: a
 //!   producer that was let in and is refused later is most likely in the
 //!   middle of a credential rotation (the broker's password changed before
@@ -33,8 +40,8 @@
 //!   wait in librdkafka, as librdkafka would have them wait, until the new
 //!   credentials let it in again or `message.timeout.ms` fails them.
 //!
-//! Everything here runs on `rdk:bg`, which serves both the error events and
-//! the delivery reports; the atomics only make the state shareable.
+//! The state changes on `rdk:bg`, which serves both the error events and
+//! the delivery reports, and is read by the workers after each hand-over.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -51,6 +58,9 @@ pub(crate) struct Reachability {
     let_in: AtomicBool,
     /// librdkafka said all brokers are down.
     all_down: AtomicBool,
+    /// Tokens come from the application's provider, and none was accepted
+    /// yet: no broker can be tried.
+    tokenless: AtomicBool,
     /// The latest authentication or TLS refusal.
     refused: Mutex<Option<Error>>,
 }
@@ -76,11 +86,41 @@ impl Reachability {
         }
     }
 
-    /// Whether every broker is down, one refused the producer, and none
-    /// ever let it in.
-    fn shut_out(&self) -> bool {
-        // Relaxed: as above.
-        !self.let_in.load(Relaxed) && self.all_down.load(Relaxed) && self.refused.lock().is_some()
+    /// Whether the producer is shut out: no broker ever let it in, one
+    /// refused it, and every broker is down (or, with a token provider, no
+    /// token was accepted yet). Cheap once a record was delivered: one load.
+    pub(crate) fn shut_out(&self) -> bool {
+        // Relaxed: written on `rdk:bg` (and `tokenless` by the token thread,
+        // the refusal by a caller of `set_sasl_credentials`); a stale value
+        // only moves a purge to the next hand-over or refusal, or fails
+        // records of a producer never let in with the refusal it just lifted.
+        !self.let_in.load(Relaxed)
+            && (self.all_down.load(Relaxed) || self.tokenless.load(Relaxed))
+            && self.refused.lock().is_some()
+    }
+
+    /// New credentials: the refusal no longer stands, and neither does
+    /// librdkafka's word that every broker is down (it says it once per
+    /// outage, and a refusal of the old credentials may still come from an
+    /// attempt started before the change). Records then wait for the new
+    /// credentials to be tried, as librdkafka would have them wait.
+    pub(crate) fn credentials_changed(&self) {
+        // Relaxed: see `shut_out`.
+        self.all_down.store(false, Relaxed);
+        *self.refused.lock() = None;
+    }
+
+    /// Tokens will come from the application's provider: until one is
+    /// accepted, no broker can be tried.
+    pub(crate) fn expect_tokens(&self) {
+        // Relaxed: see `shut_out`.
+        self.tokenless.store(true, Relaxed);
+    }
+
+    /// librdkafka accepted a token from the provider.
+    pub(crate) fn token_accepted(&self) {
+        // Relaxed: see `shut_out`.
+        self.tokenless.store(false, Relaxed);
     }
 
     /// What a purged record fails with: the refusal while it shuts the
@@ -158,6 +198,26 @@ mod tests {
         r.on_error(RDKafkaErrorCode::SSL, "certificate verify failed");
         let timeout = Error::kafka(RDKafkaErrorCode::MessageTimedOut);
         assert_eq!(r.purged(timeout.clone()), timeout);
+    }
+
+    #[test]
+    fn new_credentials_lift_the_refusal_even_if_a_stale_one_follows() {
+        let r = Reachability::default();
+        r.on_error(RDKafkaErrorCode::Authentication, "old password");
+        r.on_error(RDKafkaErrorCode::AllBrokersDown, "1/1 brokers are down");
+        assert!(r.shut_out());
+        r.credentials_changed();
+        assert!(!r.on_error(RDKafkaErrorCode::Authentication, "old password, late"));
+        assert!(!r.shut_out());
+    }
+
+    #[test]
+    fn a_provider_failure_purges_until_a_token_is_accepted() {
+        let r = Reachability::default();
+        r.expect_tokens();
+        assert!(r.on_error(RDKafkaErrorCode::Authentication, "no token"));
+        r.token_accepted();
+        assert!(!r.on_error(RDKafkaErrorCode::Authentication, "no token"));
     }
 
     #[test]

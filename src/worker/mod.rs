@@ -336,6 +336,10 @@ impl Core {
         if by_producer {
             counts.by_producers = counts.records;
         }
+        if counts.records > 0 {
+            // A cluster that shuts the producer out fails them at once.
+            native.purge_if_shut_out();
+        }
         remote.count_hand_over(counts);
         // Nothing refers to a topic index or a batch key while nothing is
         // held: the time to bound both tables.
