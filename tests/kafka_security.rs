@@ -375,9 +375,9 @@ fn a_scram_password_rotated_on_the_broker_and_in_the_producer_loses_nothing() {
         let (rotated, (finished, failed)) = tokio::join!(rotate, produce);
         assert!(
             failed.is_empty(),
-            "{} records failed, the first: {}",
+            "{} records failed, the first: {:?}",
             failed.len(),
-            failed[0]
+            failed.first()
         );
         assert!(
             finished.duration_since(rotated) > Duration::from_secs(6),
@@ -473,8 +473,9 @@ fn short_lived_tokens_from_an_async_provider_are_refreshed_while_records_flow() 
     );
     assert!(
         failed.is_empty(),
-        "{} records failed: {failed:?}",
-        failed.len()
+        "{} records failed across token refreshes, the first: {:?}",
+        failed.len(),
+        failed.first()
     );
     futures::executor::block_on(producer.close());
     let calls = calls.load(std::sync::atomic::Ordering::Relaxed);
