@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 
 use crate::error::Error;
+use crate::events::{ClientError, HookSet, Statistics, Throttle};
 use crate::native::config::{is_secret, REDACTED};
 use crate::oauth::OAuthTokenProvider;
 
@@ -43,6 +44,8 @@ pub struct AioProducerBuilder {
     pub(crate) drop_timeout: Duration,
     /// Where OAUTHBEARER tokens come from, if the application gives them.
     pub(crate) oauth: Option<std::sync::Arc<dyn OAuthTokenProvider>>,
+    /// The application's hooks (`events.rs`).
+    pub(crate) hooks: HookSet,
 }
 
 impl Default for AioProducerBuilder {
@@ -56,6 +59,7 @@ impl Default for AioProducerBuilder {
             buffer_timeout: Duration::from_millis(100),
             drop_timeout: Duration::from_secs(5),
             oauth: None,
+            hooks: HookSet::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ impl fmt::Debug for AioProducerBuilder {
             .field("buffer_timeout", &self.buffer_timeout)
             .field("drop_timeout", &self.drop_timeout)
             .field("oauthbearer_token_provider", &self.oauth.is_some())
+            .field("hooks", &self.hooks)
             .finish()
     }
 }
@@ -105,6 +110,50 @@ impl AioProducerBuilder {
     /// `sasl.mechanisms=OAUTHBEARER` (checked by [`build`](Self::build)).
     pub fn oauthbearer_token_provider(mut self, provider: impl OAuthTokenProvider) -> Self {
         self.oauth = Some(std::sync::Arc::new(provider));
+        self
+    }
+
+    /// Calls `hook` with every client-wide error librdkafka raises (a
+    /// broker down, every broker down, a refused login, a fatal error;
+    /// [`ClientError::is_fatal`] says whether the producer can go on).
+    /// Errors of one record go to its future instead.
+    ///
+    /// Every hook runs on a thread of the producer's own
+    /// (`aioproducer-hooks`), one event after another, never on
+    /// librdkafka's threads; a hook slower than the events makes the
+    /// producer drop events rather than wait (`Stats::hook_events_dropped`).
+    /// A panic in a hook is caught and logged.
+    ///
+    /// ```
+    /// let producer = aioproducer::AioProducer::builder()
+    ///     .bootstrap_servers("127.0.0.1:9092")
+    ///     .on_error(|e| eprintln!("kafka: {} (fatal: {})", e.error, e.is_fatal()))
+    ///     .on_statistics(|s| eprintln!("{} messages queued", s.librdkafka_queued_messages))
+    ///     .on_throttle(|t| eprintln!("{} throttles us for {:?}", t.broker_name, t.time))
+    ///     .set("statistics.interval.ms", "5000")
+    ///     .build()?;
+    /// # drop(producer);
+    /// # Ok::<(), aioproducer::Error>(())
+    /// ```
+    pub fn on_error(mut self, hook: impl Fn(&ClientError) + Send + Sync + 'static) -> Self {
+        self.hooks.error = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` with librdkafka's statistics (its JSON, and a typed
+    /// subset: each broker's round trip and throttling, librdkafka's queue)
+    /// and the producer's own counters, every `statistics.interval.ms`
+    /// (which must be set: librdkafka's default, 0, sends none). On the
+    /// hooks thread ([`on_error`](Self::on_error)).
+    pub fn on_statistics(mut self, hook: impl Fn(&Statistics) + Send + Sync + 'static) -> Self {
+        self.hooks.statistics = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// Calls `hook` whenever a broker throttles the producer (a quota): which
+    /// broker, for how long. On the hooks thread ([`on_error`](Self::on_error)).
+    pub fn on_throttle(mut self, hook: impl Fn(&Throttle) + Send + Sync + 'static) -> Self {
+        self.hooks.throttle = Some(std::sync::Arc::new(hook));
         self
     }
 

@@ -23,6 +23,10 @@ pub struct Stats {
     /// librdkafka's latest statistics JSON, when `statistics.interval.ms` is
     /// set.
     pub librdkafka: Option<String>,
+    /// Events (errors, statistics, throttling) the hooks thread was too
+    /// busy to take, and that were dropped rather than delay librdkafka's
+    /// thread ([`AioProducerBuilder::on_error`](crate::AioProducerBuilder::on_error)).
+    pub hook_events_dropped: u64,
     /// The fatal error that ended the producer, if one was raised
     /// ([`AioProducer::fatal_error`](crate::AioProducer::fatal_error)).
     pub fatal_error: Option<crate::Error>,

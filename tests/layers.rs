@@ -21,6 +21,7 @@ const LAYERS: &[&str] = &[
     "producer",
     "producer::intake",
     "producer::shared",
+    "producer::hooks",
     // The builder (above `native`, whose configuration it checks).
     "config",
     // The worker side: the thread loop, what other threads use to reach a
@@ -54,6 +55,7 @@ const LAYERS: &[&str] = &[
     "delivery::ticket",
     // Plain types.
     "cluster",
+    "events",
     "oauth",
     "embedded",
     "stats",

@@ -16,6 +16,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
 use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
@@ -23,6 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
+use crate::events::{ClientError, Throttle};
 use crate::native::c_str;
 use crate::native::client::{context, fatal_error, fatal_or, ProducerContext};
 use crate::native::owned::Owned;
@@ -50,12 +52,34 @@ pub(crate) unsafe fn install(conf: *mut rd::rd_kafka_conf_t, oauth: bool) {
         );
         rd::rd_kafka_conf_set_background_event_cb(conf, Some(background_event));
         rd::rd_kafka_conf_set_log_cb(conf, Some(log));
+        // Called on `rdk:bg` (the main queue is forwarded there).
+        rd::rd_kafka_conf_set_throttle_cb(conf, Some(throttle));
         if oauth {
             // Setting it makes librdkafka raise its token refresh as an
             // event, which `background_event` sends to the token thread.
             rd::rd_kafka_conf_set_oauthbearer_token_refresh_cb(conf, Some(token_refresh));
         }
     }
+}
+
+/// A broker's throttle time, non-zero, or back to zero.
+unsafe extern "C" fn throttle(
+    _rk: *mut rd::rd_kafka_t,
+    broker_name: *const c_char,
+    broker_id: i32,
+    throttle_time_ms: c_int,
+    opaque: *mut c_void,
+) {
+    let _ = catch_unwind(|| {
+        // SAFETY: our client's opaque, alive for the call; a NUL-terminated
+        // name that lives as long.
+        let (context, broker_name) = unsafe { (context(opaque), c_str(broker_name)) };
+        context.reports.throttle(Throttle {
+            broker_id,
+            broker_name,
+            time: Duration::from_millis(u64::try_from(throttle_time_ms).unwrap_or(0)),
+        });
+    });
 }
 
 /// librdkafka's token refresh callback, should it call it rather than
@@ -243,12 +267,22 @@ fn client_error(
             // SAFETY: `rk` is the live handle whose event this is.
             unsafe { purge_queued(rk) };
         }
+        let error = Error::Kafka {
+            code,
+            detail: Some(reason.to_owned()),
+        };
+        context.reports.client_error(ClientError::new(error, false));
         return;
     }
     log::error!(target: "librdkafka", "fatal error: {reason}");
-    if let Some(fatal) = fatal_error(rk) {
-        let _ = context.reports.set_fatal(fatal);
-    }
+    let error = match fatal_error(rk) {
+        Some(fatal) => context.reports.set_fatal(fatal),
+        None => Error::Fatal {
+            code,
+            reason: reason.to_owned(),
+        },
+    };
+    context.reports.client_error(ClientError::new(error, true));
 }
 
 /// Reads the outcome out of a delivery report.

@@ -7,6 +7,7 @@
 use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
+use crate::events::{ClientError, Throttle};
 use crate::record::Record;
 use crate::sync::Arc;
 
@@ -52,6 +53,12 @@ pub(crate) trait Reports: Send + Sync {
 
     /// librdkafka's latest statistics JSON.
     fn statistics(&self, json: String);
+
+    /// A client-wide error librdkafka raised (for the application's hook).
+    fn client_error(&self, error: ClientError);
+
+    /// A broker throttled the producer (for the application's hook).
+    fn throttle(&self, throttle: Throttle);
 }
 
 /// Shared producer state reports through the `Arc` the client's context holds.
@@ -89,5 +96,13 @@ impl<T: Reports + ?Sized> Reports for Arc<T> {
 
     fn statistics(&self, json: String) {
         (**self).statistics(json)
+    }
+
+    fn client_error(&self, error: ClientError) {
+        (**self).client_error(error)
+    }
+
+    fn throttle(&self, throttle: Throttle) {
+        (**self).throttle(throttle)
     }
 }

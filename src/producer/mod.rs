@@ -1,13 +1,14 @@
 //! The public producer: intake (validate, take a slot, count, queue), and the
 //! control calls (flush, purge, close, stats) over the shared state.
 
+pub(crate) mod hooks;
 pub(crate) mod intake;
 pub(crate) mod shared;
 pub(crate) mod transaction;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -20,12 +21,13 @@ use crate::error::Error;
 use crate::native::client::NativeProducer;
 use crate::native::config::{check_native, native_config};
 use crate::native::metadata::{Reads, TopicMetadata};
+use crate::producer::hooks::Hooks;
 use crate::producer::intake::{Intake, WhenFull};
 use crate::producer::shared::{Shared, SharedConfig};
 use crate::record::{Record, SizeLimits, Topic};
 use crate::report::Delivery;
 use crate::report::DeliveryError;
-use crate::stats::{PoolStats, Stats, WorkerStats};
+use crate::stats::Stats;
 use crate::sync::block_on::{block_on, may_block};
 use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicBool, Mutex};
@@ -66,6 +68,8 @@ struct Threads {
     /// The latest transactional call's helper thread (each joins the one
     /// before it: `transaction.rs`).
     transactional: Option<JoinHandle<()>>,
+    /// The hooks thread, when the application set hooks (`hooks.rs`).
+    hooks: Option<JoinHandle<()>>,
 }
 
 struct Inner {
@@ -141,6 +145,17 @@ impl AioProducer {
             limits,
             producers_hand_over: builder.batch_size.is_none(),
         }));
+        // Before the client: librdkafka may raise an error at once. On a
+        // failed build the thread ends by itself (its queue's sender goes
+        // with `shared`).
+        let hooks = if builder.hooks.any() {
+            let (hooks, thread) =
+                Hooks::start(builder.hooks.clone()).map_err(Error::thread("aioproducer-hooks"))?;
+            let _ = shared.hooks.set(hooks);
+            Some(thread)
+        } else {
+            None
+        };
         let native = Arc::new(NativeProducer::new(
             &config,
             Box::new(Arc::clone(&shared)),
@@ -201,6 +216,7 @@ impl AioProducer {
                     native,
                     metadata,
                     transactional: None,
+                    hooks,
                 })),
                 finished: AtomicBool::new(false),
                 finished_notify: WaitList::new(),
@@ -493,44 +509,7 @@ impl AioProducer {
 
     /// A snapshot of the producer's counters.
     pub fn stats(&self) -> Stats {
-        let inner = &self.inner;
-        let shared = &inner.shared;
-        let ledger = &shared.ledger;
-        let pool = &shared.pool;
-        let acquired = ledger.admitted() + shared.refused.load(Relaxed);
-        let created = pool.created() as u64;
-        let completed = ledger.completed();
-        let failed = ledger.failed();
-        Stats {
-            produced: ledger.admitted(),
-            delivered: completed - failed,
-            failed,
-            in_flight: ledger.in_flight(),
-            max_in_flight: ledger.limit(),
-            pool: PoolStats {
-                created: created as usize,
-                in_use: pool.in_use(),
-                reused: acquired.saturating_sub(created),
-            },
-            workers: shared
-                .workers
-                .iter()
-                .map(|w| {
-                    let counts = w.counts();
-                    WorkerStats {
-                        ring_depth: w.ring.len(),
-                        ring_capacity: w.ring.capacity(),
-                        records: counts.records,
-                        batches: counts.calls,
-                        handed_over_by_producers: counts.by_producers,
-                        partitioned: counts.partitioned,
-                        topics: w.topics(),
-                    }
-                })
-                .collect(),
-            librdkafka: shared.librdkafka_stats.lock().clone(),
-            fatal_error: self.fatal_error(),
-        }
+        self.inner.shared.stats()
     }
 
     /// The fatal error librdkafka raised, if it did: the producer can no
@@ -618,6 +597,13 @@ fn shut_down(shared: &Shared, threads: Threads) {
                 native = held;
                 std::thread::sleep(Duration::from_millis(1));
             }
+        }
+    }
+    // No event can come any more: the hooks run what is queued, and stop.
+    if let (Some(hooks), Some(thread)) = (shared.hooks.get(), threads.hooks) {
+        hooks.stop();
+        if thread.join().is_err() {
+            log::error!("the hooks thread panicked");
         }
     }
     let failed = shared.fail_unreported();

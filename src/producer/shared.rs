@@ -13,8 +13,11 @@ use crate::delivery::pool::Pool;
 use crate::delivery::slot::{Next, Outcome};
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
+use crate::events::{ClientError, Throttle};
 use crate::native::reports::Reports;
+use crate::producer::hooks::Hooks;
 use crate::record::{Record, SizeLimits};
+use crate::stats::{PoolStats, Stats, WorkerStats};
 use crate::sync::bugs::{self, Bug};
 use crate::sync::wait_list::WaitList;
 use crate::sync::{Arc, AtomicU64, Mutex};
@@ -51,6 +54,8 @@ pub struct Shared {
     lost_before_librdkafka: CachePadded<AtomicU64>,
     /// The fatal error librdkafka raised, once it did.
     fatal: OnceLock<Error>,
+    /// The way to the hooks thread, when the application set hooks.
+    pub(crate) hooks: OnceLock<Hooks>,
     /// The flush target of the latest purge still running, or 0 (see
     /// `Host::purged_at_hand_over` below).
     purging: CachePadded<AtomicU64>,
@@ -94,6 +99,7 @@ impl Shared {
             producers_hand_over,
             purging: CachePadded::new(AtomicU64::new(0)),
             fatal: OnceLock::new(),
+            hooks: OnceLock::new(),
             lost_before_librdkafka: CachePadded::new(AtomicU64::new(0)),
         }
     }
@@ -288,6 +294,46 @@ impl Shared {
         }
     }
 
+    /// A snapshot of the producer's counters.
+    pub fn stats(&self) -> Stats {
+        let (ledger, pool) = (&self.ledger, &self.pool);
+        let acquired = ledger.admitted() + self.refused.load(Relaxed);
+        let created = pool.created() as u64;
+        let completed = ledger.completed();
+        let failed = ledger.failed();
+        Stats {
+            produced: ledger.admitted(),
+            delivered: completed - failed,
+            failed,
+            in_flight: ledger.in_flight(),
+            max_in_flight: ledger.limit(),
+            pool: PoolStats {
+                created: created as usize,
+                in_use: pool.in_use(),
+                reused: acquired.saturating_sub(created),
+            },
+            workers: self
+                .workers
+                .iter()
+                .map(|w| {
+                    let counts = w.counts();
+                    WorkerStats {
+                        ring_depth: w.ring.len(),
+                        ring_capacity: w.ring.capacity(),
+                        records: counts.records,
+                        batches: counts.calls,
+                        handed_over_by_producers: counts.by_producers,
+                        partitioned: counts.partitioned,
+                        topics: w.topics(),
+                    }
+                })
+                .collect(),
+            librdkafka: self.librdkafka_stats.lock().clone(),
+            hook_events_dropped: self.hooks.get().map_or(0, Hooks::dropped),
+            fatal_error: self.fatal().cloned(),
+        }
+    }
+
     /// Fails every record that was never reported. Only sound once
     /// librdkafka is destroyed and the workers have exited, so that no
     /// report can race with it.
@@ -354,7 +400,22 @@ impl Reports for Shared {
     }
 
     fn statistics(&self, json: String) {
+        if let Some(hooks) = self.hooks.get().filter(|h| h.wants_statistics()) {
+            hooks.statistics(json.clone(), self.stats());
+        }
         *self.librdkafka_stats.lock() = Some(json);
+    }
+
+    fn client_error(&self, error: ClientError) {
+        if let Some(hooks) = self.hooks.get() {
+            hooks.error(error);
+        }
+    }
+
+    fn throttle(&self, throttle: Throttle) {
+        if let Some(hooks) = self.hooks.get() {
+            hooks.throttle(throttle);
+        }
     }
 }
 
