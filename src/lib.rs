@@ -137,7 +137,7 @@ pub use producer::transaction::GroupMetadata;
 pub use producer::AioProducer;
 pub use record::{Header, Record, Topic};
 pub use report::{Delivery, DeliveryError, Persistence, Timestamp};
-pub use stats::{PoolStats, Stats, WorkerStats};
+pub use stats::{LatencyStats, PoolStats, Stats, WorkerStats};
 
 /// The crate's internals, opened to the micro-benchmarks in `benches/` and
 /// (under `--cfg aioproducer_loom`, with more items) to the loom models in

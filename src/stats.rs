@@ -23,6 +23,9 @@ pub struct Stats {
     /// librdkafka's latest statistics JSON, when `statistics.interval.ms` is
     /// set.
     pub librdkafka: Option<String>,
+    /// Enqueue-to-report latency of one record in 64 (from the call that
+    /// queued it to the completion of its report, on librdkafka's thread).
+    pub latency: LatencyStats,
     /// Events (errors, statistics, throttling) the hooks thread was too
     /// busy to take, and that were dropped rather than delay librdkafka's
     /// thread ([`AioProducerBuilder::on_error`](crate::AioProducerBuilder::on_error)).
@@ -86,4 +89,21 @@ impl WorkerStats {
             self.records as f64 / self.batches as f64
         }
     }
+}
+
+/// Percentiles of the enqueue-to-report latency of the records sampled so
+/// far (one in 64; each percentile at most 25% above the true value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LatencyStats {
+    /// Records timed.
+    pub samples: u64,
+    /// The median.
+    pub p50: std::time::Duration,
+    /// The 99th percentile.
+    pub p99: std::time::Duration,
+    /// The 99.9th percentile.
+    pub p999: std::time::Duration,
+    /// The longest, exactly.
+    pub max: std::time::Duration,
 }

@@ -53,6 +53,7 @@ const LAYERS: &[&str] = &[
     "delivery::slot",
     "delivery::ledger",
     "delivery::ticket",
+    "delivery::latency",
     // Plain types.
     "cluster",
     "events",

@@ -2,6 +2,7 @@
 //! the ledger that counts it in and out, and the [`DeliveryFuture`] that
 //! resolves to its report.
 
+pub(crate) mod latency;
 pub(crate) mod ledger;
 pub(crate) mod pool;
 pub(crate) mod slot;

@@ -44,6 +44,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::task::{Context, Poll};
 
+use crate::delivery::latency;
 use crate::delivery::ledger::Parity;
 use crate::error::Error;
 use crate::record::Record;
@@ -73,6 +74,9 @@ const REGISTERED: u64 = 1 << 5;
 /// completing a record with a future touches none of the lines that hold
 /// the record and the callback (see [`Slot`]).
 const CALLBACK: u64 = 1 << 6;
+/// The record is timed (`latency.rs`): `sampled_at` holds when it entered
+/// the slot. The completer reads that cell only then.
+const SAMPLED: u64 = 1 << 7;
 const GEN_SHIFT: u32 = 32;
 
 /// A slot's state word, unpacked by name: the generation in the high 32
@@ -88,8 +92,11 @@ impl SlotState {
 
     /// An occupied slot of `generation`: detached from the start for a
     /// callback record, admitted under ledger `parity`.
-    fn occupied(generation: u32, detached: bool, parity: Parity) -> Self {
+    fn occupied(generation: u32, detached: bool, parity: Parity, timed: bool) -> Self {
         let mut bits = Self::free(generation).0 | IN_USE;
+        if timed {
+            bits |= SAMPLED;
+        }
         if detached {
             bits |= DETACHED | CALLBACK;
         }
@@ -125,6 +132,10 @@ impl SlotState {
 
     fn has_callback(self) -> bool {
         self.0 & CALLBACK != 0
+    }
+
+    fn is_sampled(self) -> bool {
+        self.0 & SAMPLED != 0
     }
 
     fn parity(self) -> Parity {
@@ -217,6 +228,8 @@ pub struct Claim {
     pub(crate) parity: Parity,
     /// Whether the outcome is a delivery.
     pub(crate) ok: bool,
+    /// When a timed record entered its slot (`latency.rs`).
+    pub(crate) sampled_at: Option<u64>,
 }
 
 /// One reusable delivery context.
@@ -245,6 +258,9 @@ pub struct Slot {
     waker: AtomicWaker,
     record: UnsafeCell<Option<Record>>,
     callback: UnsafeCell<Option<Callback>>,
+    /// When a timed record entered the slot (`latency.rs`); read only
+    /// under `SAMPLED`, on the line the producer writes with the callback.
+    sampled_at: UnsafeCell<u64>,
 }
 
 // SAFETY: the cells are accessed only by the owner of the state they belong
@@ -272,6 +288,7 @@ impl Default for Slot {
             outcome: UnsafeCell::new(None),
             callback: UnsafeCell::new(None),
             waker: AtomicWaker::new(),
+            sampled_at: UnsafeCell::new(0),
         }
     }
 }
@@ -290,7 +307,16 @@ impl Slot {
         self.callback.with_mut(|c| unsafe { *c = callback });
         // Relaxed: only the owner writes the state of a free slot.
         let generation = SlotState(self.state.load(Relaxed)).generation();
-        let state = SlotState::occupied(generation, detached, parity);
+        // Slots are 256 bytes apart in their pages: the address numbers
+        // them as well as their index would.
+        let number = (self as *const Self as usize >> 8) as u32;
+        let timed = latency::sampled(number, generation);
+        if timed {
+            // SAFETY: as above; published by the Release store below.
+            self.sampled_at
+                .with_mut(|at| unsafe { *at = latency::now_nanos() });
+        }
+        let state = SlotState::occupied(generation, detached, parity, timed);
         // Release: publishes the record to the completer's claim (Acquire).
         self.state.store(state.0, Release);
         generation
@@ -371,9 +397,15 @@ impl Slot {
         // SAFETY: the claim makes this thread the only one touching the
         // outcome until COMPLETE is published.
         self.outcome.with_mut(|o| unsafe { *o = Some(outcome) });
+        // SAFETY: written before `occupy`'s Release store, which the claim's
+        // Acquire saw; nobody writes it until the slot is reused.
+        let sampled_at = state
+            .is_sampled()
+            .then(|| self.sampled_at.with(|at| unsafe { *at }));
         Some(Claim {
             parity: state.parity(),
             ok,
+            sampled_at,
         })
     }
 

@@ -25,7 +25,7 @@ const QUEUE: usize = 1024;
 pub(crate) enum Event {
     Error(ClientError),
     /// librdkafka's JSON and the producer's counters at that moment.
-    Statistics(String, crate::stats::Stats),
+    Statistics(String, Box<crate::stats::Stats>),
     Throttle(Throttle),
     Stop,
 }
@@ -84,7 +84,7 @@ impl Hooks {
     }
 
     pub(crate) fn statistics(&self, json: String, producer: crate::stats::Stats) {
-        self.send(Event::Statistics(json, producer));
+        self.send(Event::Statistics(json, Box::new(producer)));
     }
 
     pub(crate) fn throttle(&self, throttle: Throttle) {
@@ -118,7 +118,7 @@ fn serve(set: &HookSet, receiver: &Receiver<Event>) {
                 }
                 Event::Statistics(json, producer) => {
                     if let Some(hook) = &set.statistics {
-                        hook(&typed(json, producer));
+                        hook(&typed(json, *producer));
                     }
                 }
                 Event::Throttle(throttle) => {

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use crossbeam::utils::CachePadded;
 
+use crate::delivery::latency::{self, LatencyHistogram};
 use crate::delivery::ledger::{Ledger, Parity, Reported};
 use crate::delivery::pool::Pool;
 use crate::delivery::slot::{Next, Outcome};
@@ -56,6 +57,8 @@ pub struct Shared {
     fatal: OnceLock<Error>,
     /// The way to the hooks thread, when the application set hooks.
     pub(crate) hooks: OnceLock<Hooks>,
+    /// Enqueue-to-report latency of the timed records (`latency.rs`).
+    latency: LatencyHistogram,
     /// The flush target of the latest purge still running, or 0 (see
     /// `Host::purged_at_hand_over` below).
     purging: CachePadded<AtomicU64>,
@@ -100,6 +103,7 @@ impl Shared {
             purging: CachePadded::new(AtomicU64::new(0)),
             fatal: OnceLock::new(),
             hooks: OnceLock::new(),
+            latency: LatencyHistogram::default(),
             lost_before_librdkafka: CachePadded::new(AtomicU64::new(0)),
         }
     }
@@ -240,6 +244,8 @@ impl Shared {
     pub unsafe fn complete_run(&self, run: &mut dyn Iterator<Item = (Ticket, Outcome)>) {
         let mut claimed = [0u32; RUN_CHUNK];
         let mut next = [Next::Nothing; RUN_CHUNK];
+        // Read once per run, and only if a record of it is timed.
+        let mut now = None;
         loop {
             let (mut count, mut reported) = (0, Reported::default());
             for (ticket, outcome) in &mut *run {
@@ -251,6 +257,10 @@ impl Shared {
                 } {
                     Some(claim) => {
                         reported.add(claim.parity, claim.ok);
+                        if let Some(at) = claim.sampled_at {
+                            let now = *now.get_or_insert_with(latency::now_nanos);
+                            self.latency.record(now.saturating_sub(at));
+                        }
                         claimed[count] = ticket.index();
                         count += 1;
                         if count == RUN_CHUNK {
@@ -329,6 +339,7 @@ impl Shared {
                 })
                 .collect(),
             librdkafka: self.librdkafka_stats.lock().clone(),
+            latency: self.latency.snapshot(),
             hook_events_dropped: self.hooks.get().map_or(0, Hooks::dropped),
             fatal_error: self.fatal().cloned(),
         }
