@@ -250,6 +250,9 @@ impl AioProducerBuilder {
 
         let mut config = ClientConfig::new();
         config.set("enable.idempotence", "true");
+        // librdkafka formats no line the application's logger would drop
+        // (`debug=...` raises it to debug lines by itself).
+        config.set("log_level", syslog_level(log::max_level()).to_string());
         for (key, value) in &self.properties {
             config.set(key, value);
         }
@@ -262,5 +265,47 @@ impl AioProducerBuilder {
             (max_in_flight + 1).to_string(),
         );
         Ok((config, max_in_flight))
+    }
+}
+
+/// librdkafka's `log_level` (a syslog level) for the `log` crate's
+/// maximum level: librdkafka's lines go to `log` (target `librdkafka`), so
+/// the application's own filter says which are worth making.
+fn syslog_level(filter: log::LevelFilter) -> u8 {
+    match filter {
+        log::LevelFilter::Off => 0,
+        log::LevelFilter::Error => 3,
+        log::LevelFilter::Warn => 4,
+        log::LevelFilter::Info => 6,
+        log::LevelFilter::Debug | log::LevelFilter::Trace => 7,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syslog_level;
+    use log::LevelFilter;
+
+    #[test]
+    fn librdkafka_logs_at_the_log_crates_level_unless_told_otherwise() {
+        let levels = [
+            (LevelFilter::Off, 0),
+            (LevelFilter::Error, 3),
+            (LevelFilter::Warn, 4),
+            (LevelFilter::Info, 6),
+            (LevelFilter::Debug, 7),
+            (LevelFilter::Trace, 7),
+        ];
+        for (filter, syslog) in levels {
+            assert_eq!(syslog_level(filter), syslog, "{filter}");
+        }
+        let (config, _) = crate::AioProducer::builder().client_config().unwrap();
+        let expected = syslog_level(log::max_level()).to_string();
+        assert_eq!(config.get("log_level"), Some(expected.as_str()));
+        let (config, _) = crate::AioProducer::builder()
+            .set("log_level", "7")
+            .client_config()
+            .unwrap();
+        assert_eq!(config.get("log_level"), Some("7"), "the user's own wins");
     }
 }
