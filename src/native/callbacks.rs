@@ -25,11 +25,11 @@ use crate::delivery::slot::Outcome;
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
 use crate::events::{ClientError, Throttle};
-use crate::native::c_str;
 use crate::native::client::{context, fatal_error, fatal_or, ProducerContext};
 use crate::native::owned::Owned;
-use crate::native::reachability::{purge_queued, Reachability};
+use crate::native::reachability::Reachability;
 use crate::native::reports::Reports;
+use crate::native::{c_str, purge, Purge};
 use crate::report::Persistence;
 use crate::report::Timestamp;
 use crate::sync::block_on::Reporting;
@@ -265,7 +265,7 @@ fn client_error(
         log::warn!(target: "librdkafka", "{code:?}: {reason}");
         if context.reachability.on_error(code, reason) {
             // SAFETY: `rk` is the live handle whose event this is.
-            unsafe { purge_queued(rk) };
+            unsafe { purge(rk, Purge::Queued) };
         }
         let error = Error::Kafka {
             code,

@@ -33,9 +33,9 @@ use crate::error::Error;
 use crate::native::config::{native_config, REDACTED};
 use crate::native::oauth::{token_channel, TokenRequests, TokenThread};
 use crate::native::owned::Owned;
-use crate::native::reachability::{purge_queued, Reachability};
+use crate::native::reachability::Reachability;
 use crate::native::reports::Reports;
-use crate::native::{admin, callbacks};
+use crate::native::{admin, callbacks, purge, Purge};
 use crate::oauth::OAuthTokenProvider;
 
 /// Why a topic's `max.message.bytes` could not be read.
@@ -218,7 +218,7 @@ impl NativeProducer {
     pub(crate) fn purge_if_shut_out(&self) {
         if self.client.context().reachability.shut_out() {
             // SAFETY: live handle.
-            unsafe { purge_queued(self.ptr()) };
+            unsafe { purge(self.ptr(), Purge::Queued) };
         }
     }
 
@@ -256,14 +256,8 @@ impl NativeProducer {
     /// Fails every record librdkafka holds with a purge error (reported
     /// through the delivery-report callback). Does not wait.
     pub(crate) fn purge(&self) {
-        let flags = rd::RD_KAFKA_PURGE_F_QUEUE
-            | rd::RD_KAFKA_PURGE_F_INFLIGHT
-            | rd::RD_KAFKA_PURGE_F_NON_BLOCKING;
-        // SAFETY: live handle; purge is thread-safe.
-        let err = unsafe { rd::rd_kafka_purge(self.ptr(), flags) };
-        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            log::warn!("rd_kafka_purge failed: {err:?}");
-        }
+        // SAFETY: live handle.
+        unsafe { purge(self.ptr(), Purge::QueuedAndInFlight) };
     }
 }
 

@@ -9,6 +9,8 @@
 //! - [`metadata`]: the thread that reads them, off the hand-over path;
 //! - [`partitioner`]: librdkafka's key hashes, for keyed records;
 //! - [`handover`]: giving a batch of records to librdkafka;
+//! - [`reachability`]: failing records when every broker refuses us;
+//! - [`oauth`]: the OAUTHBEARER token thread;
 //! - [`txn`]: the transactional calls and consumer-group metadata.
 //!
 //! Here too, the configuration helpers `config.rs` checks with: reading a
@@ -55,6 +57,33 @@ extern "C" {
 /// A timeout as librdkafka's milliseconds (saturating at `c_int::MAX`).
 pub(crate) fn millis(timeout: std::time::Duration) -> std::ffi::c_int {
     std::ffi::c_int::try_from(timeout.as_millis()).unwrap_or(std::ffi::c_int::MAX)
+}
+
+/// What a [`purge`] takes out of librdkafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purge {
+    /// The records still queued.
+    Queued,
+    /// Those and the records in flight.
+    QueuedAndInFlight,
+}
+
+/// Fails the records librdkafka holds (`what` of them) with a purge error,
+/// each reported through the delivery-report path; does not wait.
+///
+/// # Safety
+/// `rk` is a live producer handle.
+pub(crate) unsafe fn purge(rk: *mut rd::rd_kafka_t, what: Purge) {
+    let mut flags = rd::RD_KAFKA_PURGE_F_QUEUE | rd::RD_KAFKA_PURGE_F_NON_BLOCKING;
+    if what == Purge::QueuedAndInFlight {
+        flags |= rd::RD_KAFKA_PURGE_F_INFLIGHT;
+    }
+    // SAFETY: live handle (function contract); purge is thread-safe and,
+    // non-blocking, waits for no other thread.
+    let err = unsafe { rd::rd_kafka_purge(rk, flags) };
+    if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        log::warn!("rd_kafka_purge failed: {err:?}");
+    }
 }
 
 /// Copies a C string librdkafka gave us (NULL reads as empty).

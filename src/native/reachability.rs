@@ -45,7 +45,6 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use rdkafka::bindings as rd;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::Error;
@@ -138,21 +137,6 @@ impl Reachability {
         if !self.let_in.load(Relaxed) {
             self.let_in.store(true, Relaxed);
         }
-    }
-}
-
-/// Purges the records queued in librdkafka (not those in flight), without
-/// waiting; each is reported through the delivery-report path.
-///
-/// # Safety
-/// `rk` is a live producer handle.
-pub(crate) unsafe fn purge_queued(rk: *mut rd::rd_kafka_t) {
-    let flags = rd::RD_KAFKA_PURGE_F_QUEUE | rd::RD_KAFKA_PURGE_F_NON_BLOCKING;
-    // SAFETY: live handle (function contract); purge is thread-safe and,
-    // non-blocking, waits for no other thread.
-    let err = unsafe { rd::rd_kafka_purge(rk, flags) };
-    if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        log::warn!("rd_kafka_purge failed: {err:?}");
     }
 }
 
