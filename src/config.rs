@@ -233,6 +233,23 @@ impl AioProducerBuilder {
                 return Err(Error::config(key, value, "contains a NUL byte"));
             }
         }
+        if self.oauth.is_some() {
+            let mechanism = ["sasl.mechanisms", "sasl.mechanism"]
+                .iter()
+                .find_map(|key| self.properties.get(*key).map(|value| (*key, value)));
+            match mechanism {
+                Some((_, value)) if value.eq_ignore_ascii_case("OAUTHBEARER") => {}
+                other => {
+                    let (key, value) =
+                        other.map_or(("sasl.mechanisms", String::new()), |(k, v)| (k, v.clone()));
+                    return Err(Error::config(
+                        key,
+                        value,
+                        "an OAUTHBEARER token provider is set: sasl.mechanisms must be OAUTHBEARER",
+                    ));
+                }
+            }
+        }
         let max_in_flight = match self.properties.get("queue.buffering.max.messages") {
             None => DEFAULT_MAX_IN_FLIGHT,
             Some(v) => v

@@ -115,23 +115,6 @@ impl AioProducer {
     }
 
     pub(crate) fn start(builder: AioProducerBuilder) -> Result<Self, Error> {
-        if builder.oauth.is_some() {
-            let mechanism = ["sasl.mechanisms", "sasl.mechanism"]
-                .iter()
-                .find_map(|key| builder.properties.get(*key).map(|value| (*key, value)));
-            match mechanism {
-                Some((_, value)) if value.eq_ignore_ascii_case("OAUTHBEARER") => {}
-                other => {
-                    let (key, value) =
-                        other.map_or(("sasl.mechanisms", String::new()), |(k, v)| (k, v.clone()));
-                    return Err(Error::config(
-                        key,
-                        value,
-                        "an OAUTHBEARER token provider is set: sasl.mechanisms must be OAUTHBEARER",
-                    ));
-                }
-            }
-        }
         let (config, max_in_flight) = builder.client_config()?;
         let settings = check_native(&config, &native_config(&config)?)?;
         let limits = SizeLimits {
