@@ -2,6 +2,8 @@
 //! topics, as [`AioProducer::metadata`](crate::AioProducer::metadata) and
 //! its shortcuts return it.
 
+use rdkafka::types::RDKafkaErrorCode;
+
 use crate::error::Error;
 
 /// One read of the cluster's metadata.
@@ -30,6 +32,21 @@ pub struct ClusterMetadata {
     pub brokers: Vec<BrokerInfo>,
     /// Every topic asked for (or all of them), in the cluster's order.
     pub topics: Vec<TopicInfo>,
+}
+
+impl ClusterMetadata {
+    /// The partitions of `topic` in this answer (by id), or the error the
+    /// cluster gave for it (`UnknownTopicOrPartition` when the answer does
+    /// not name it).
+    pub(crate) fn partitions_of(&self, topic: &str) -> Result<&[PartitionInfo], Error> {
+        match self.topics.iter().find(|t| t.name == topic) {
+            Some(TopicInfo {
+                error: Some(error), ..
+            }) => Err(error.clone()),
+            Some(info) => Ok(&info.partitions),
+            None => Err(Error::kafka(RDKafkaErrorCode::UnknownTopicOrPartition)),
+        }
+    }
 }
 
 /// A broker, as the cluster advertises it.

@@ -156,26 +156,19 @@ pub(crate) fn topic_partitions(
         MetadataError::Unreachable(error) => PartitionsUnknown::Unreachable(error.to_string()),
         MetadataError::Topic(reason) => PartitionsUnknown::Topic(reason.into()),
     })?;
-    let found = metadata.topics.iter().find(|t| t.name == topic);
-    match found {
-        None => Err(PartitionsUnknown::Topic("not in the answer".into())),
-        Some(TopicInfo {
-            error: Some(error), ..
-        }) => Err(PartitionsUnknown::Topic(error.to_string())),
-        Some(t) => {
-            let mut available: Vec<i32> = t
-                .partitions
-                .iter()
-                .filter(|p| p.leader.is_some())
-                .map(|p| p.id)
-                .collect();
-            available.sort_unstable();
-            Ok(TopicPartitions {
-                count: i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
-                available: available.into(),
-            })
-        }
-    }
+    let partitions = metadata
+        .partitions_of(topic)
+        .map_err(|e| PartitionsUnknown::Topic(e.to_string()))?;
+    // In id order, as `cluster_metadata` sorts them.
+    let available: Vec<i32> = partitions
+        .iter()
+        .filter(|p| p.leader.is_some())
+        .map(|p| p.id)
+        .collect();
+    Ok(TopicPartitions {
+        count: i32::try_from(partitions.len()).unwrap_or(i32::MAX),
+        available: available.into(),
+    })
 }
 
 /// Why [`cluster_metadata`] read nothing.

@@ -446,14 +446,7 @@ impl AioProducer {
     /// [`METADATA_TIMEOUT`](Self::METADATA_TIMEOUT).
     pub async fn partitions(&self, topic: &str) -> Result<Vec<PartitionInfo>, Error> {
         let metadata = self.metadata(Some(topic), Self::METADATA_TIMEOUT).await?;
-        let found = metadata.topics.into_iter().find(|t| t.name == topic);
-        match found {
-            Some(TopicInfo {
-                error: Some(error), ..
-            }) => Err(error),
-            Some(info) => Ok(info.partitions),
-            None => Err(Error::kafka(RDKafkaErrorCode::UnknownTopicOrPartition)),
-        }
+        metadata.partitions_of(topic).map(<[PartitionInfo]>::to_vec)
     }
 
     /// The cluster's id. Waits at most
