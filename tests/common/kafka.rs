@@ -12,25 +12,35 @@ use aioproducer::rdkafka::client::DefaultClientContext;
 use aioproducer::rdkafka::types::RDKafkaErrorCode;
 use aioproducer::rdkafka::ClientConfig;
 
-/// The broker to test against, or `None` when broker tests are off (said
-/// on stderr). Fails the test when `KAFKA_BOOTSTRAP` names a broker that
-/// does not answer, and in CI when it is not set at all: broker tests may
-/// never be skipped silently.
+/// The broker to test against, or `None` when broker tests are off
+/// ([`broker_tests_on`]). Fails the test when `KAFKA_BOOTSTRAP` names a
+/// broker that does not answer.
 pub fn bootstrap() -> Option<String> {
-    let Ok(address) = std::env::var("KAFKA_BOOTSTRAP") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "KAFKA_BOOTSTRAP is not set in CI: run the tests through scripts/test"
-        );
-        eprintln!(
-            "SKIPPED: KAFKA_BOOTSTRAP is not set; scripts/test starts a broker and sets it \
-             (or: scripts/kafka start, then KAFKA_BOOTSTRAP=$(scripts/kafka bootstrap))"
-        );
+    if !broker_tests_on() {
         return None;
-    };
+    }
+    let address = std::env::var("KAFKA_BOOTSTRAP").expect("set");
     wait_reachable(&address, Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("KAFKA_BOOTSTRAP={address} is set but unreachable: {e}"));
     Some(address)
+}
+
+/// Whether the tests that need Kafka (a broker, or a cluster they start)
+/// run: when `KAFKA_BOOTSTRAP` is set. When it is not, says so on stderr,
+/// and fails the test in CI: broker tests may never be skipped silently.
+pub fn broker_tests_on() -> bool {
+    if std::env::var_os("KAFKA_BOOTSTRAP").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "KAFKA_BOOTSTRAP is not set in CI: run the tests through scripts/test"
+    );
+    eprintln!(
+        "SKIPPED: KAFKA_BOOTSTRAP is not set; scripts/test starts a broker and sets it \
+         (or: scripts/kafka start, then KAFKA_BOOTSTRAP=$(scripts/kafka bootstrap))"
+    );
+    false
 }
 
 fn wait_reachable(address: &str, limit: Duration) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! consumer that reads everything back for comparison.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod cluster;
 pub mod kafka;
 pub mod records;
 

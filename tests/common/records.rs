@@ -145,8 +145,8 @@ pub struct Tally {
 /// against what the log holds: every record reported delivered is in the
 /// log exactly once, where reported; no record is in the log twice; a
 /// failed record said never persisted is not in the log.
-pub fn check_outcomes(
-    outcomes: &[Result<Delivery, aioproducer::DeliveryError>],
+pub fn check_outcomes<'a>(
+    outcomes: impl IntoIterator<Item = &'a Result<Delivery, aioproducer::DeliveryError>>,
     stored: &[Consumed],
 ) -> Tally {
     let mut in_log: HashMap<&[u8], Vec<(i32, i64)>> = HashMap::new();
@@ -165,7 +165,7 @@ pub fn check_outcomes(
         );
     }
     let mut tally = Tally::default();
-    for (i, outcome) in outcomes.iter().enumerate() {
+    for (i, outcome) in outcomes.into_iter().enumerate() {
         let payload = i.to_string();
         let logged = in_log.get(payload.as_bytes());
         match outcome {

