@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aioproducer::rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use aioproducer::{AioProducer, Delivery, DeliveryError, EmbeddedCluster, Record};
-use common::records::{check_outcomes, Tally};
+use common::records::{check_outcomes, Tally, Twice};
 use common::{builder, cluster, consume_at_least, run};
 
 const RECORDS: usize = 20_000;
@@ -70,7 +70,7 @@ fn settle(
     assert_eq!((stats.in_flight, stats.pool.in_use), (0, 0));
     let delivered = outcomes.iter().filter(|o| o.is_ok()).count();
     let stored = consume_at_least(&cluster.bootstrap_servers(), topic, 4, delivered);
-    let tally = check_outcomes(outcomes, &stored);
+    let tally = check_outcomes(outcomes, &stored, Twice::Never);
     eprintln!("{topic}: {tally:?}");
     tally
 }

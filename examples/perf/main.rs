@@ -586,7 +586,9 @@ fn build_ours(
     builder.build()
 }
 
-/// Creates the topic on a real cluster (an existing one is fine).
+/// Creates the topic on a real cluster (an existing one is fine), with the
+/// cluster's default replication factor (`-1`: one replica on a single
+/// broker, three on `scripts/kafka cluster start 3`).
 fn create_topic(
     brokers: &str,
     topic: &str,
@@ -595,7 +597,7 @@ fn create_topic(
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     let results = futures::executor::block_on(admin.create_topics([&new], &AdminOptions::new()))?;
     for result in results {
         match result {

@@ -10,6 +10,7 @@ each measurement is repeated --rounds times with the clients interleaved, so
 a noisy neighbour hurts them all alike, and the page shows the median.
 """
 import argparse
+import collections
 import json
 import os
 import platform
@@ -68,6 +69,9 @@ CLIENTS = [
 # The strongest honest loop, and the ceiling, that the targets are measured against.
 LOOP = "base-producer-inline"
 CEILING = "librdkafka-batch"
+# The clients of the three-node cluster run (replication factor 3): ours,
+# the strongest loop, FutureProducer and Java.
+CLUSTER_CLIENTS = ["aioproducer", LOOP, "future-producer", "java-producer"]
 
 
 def log(message):
@@ -78,20 +82,36 @@ class Runner:
     def __init__(self, args):
         self.args = args
         self.kafka = os.path.join(args.root, "scripts", "kafka")
-        self.bootstrap = subprocess.check_output([self.kafka, "bootstrap"], text=True).strip()
+        self.brokers = {
+            "broker": subprocess.check_output([self.kafka, "bootstrap"], text=True).strip(),
+            "cluster": subprocess.check_output([self.kafka, "cluster", "bootstrap"], text=True).strip(),
+        }
+        self.where = "broker"
         self.topics = 0
         self.java_startup_cpu = None
+
+    @property
+    def bootstrap(self):
+        """The brokers of the current measurement (the embedded cluster's
+        runs have none: the perf tool makes its own)."""
+        return self.brokers["cluster" if self.where == "cluster" else "broker"]
 
     def topic(self, prefix, create):
         self.topics += 1
         name = f"compare-{prefix}-{os.getpid()}-{self.topics}"
         if create:
-            subprocess.run([self.kafka, "topic", name, str(PARTITIONS)], check=True,
+            # The cluster's default replication factor: 1 on the broker, 3
+            # on the cluster.
+            subprocess.run([self.kafka, "java", "org.apache.kafka.tools.TopicCommand",
+                            "--bootstrap-server", self.bootstrap, "--create", "--if-not-exists",
+                            "--topic", name, "--partitions", str(PARTITIONS)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return name
 
-    def run(self, client, scenario, embedded):
+    def run(self, client, scenario, where):
         """One measurement: returns the client's JSON result."""
+        self.where = where
+        embedded = where == "embedded"
         messages = client.throughput_messages
         rate = None
         if scenario == "latency":
@@ -174,15 +194,23 @@ def json_line(cmd):
 def measure(args):
     runner = Runner(args)
     # A cold broker (JIT, page cache, log segments) would slow whichever
-    # client runs first: warm it with the Java tool, untimed.
+    # client runs first: warm it (and the cluster) with the Java tool, untimed.
     log("warming the broker up (not measured)")
     runner.java(runner.topic("warm-up", True), 100_000 if args.quick else 2_000_000, None, 0)
     plan = [("broker", "throughput"), ("broker", "latency"), ("broker", "keyed"),
-            ("embedded", "throughput"), ("embedded", "latency"), ("embedded", "keyed")]
+            ("embedded", "throughput"), ("embedded", "latency"), ("embedded", "keyed"),
+            ("cluster", "throughput")]
+    if args.only:
+        plan = [p for p in plan if "/".join(p) in args.only.split(",")]
     results = {f"{where}/{scenario}": {} for where, scenario in plan}
+    if any(where == "cluster" for where, _ in plan):
+        log("warming the cluster up (not measured)")
+        runner.where = "cluster"
+        runner.java(runner.topic("warm-up", True), 100_000 if args.quick else 1_000_000, None, 0)
     for round_ in range(args.rounds):
         for where, scenario in plan:
-            clients = [c for c in CLIENTS if (where == "broker" or c.embedded)
+            clients = [c for c in CLIENTS if (where != "embedded" or c.embedded)
+                       and (where != "cluster" or c.name in CLUSTER_CLIENTS)
                        and (scenario != "latency" or c.latency)
                        and (scenario != "keyed" or c.kind == "perf")]
             # Rotate the order every round so no client always runs first.
@@ -190,7 +218,7 @@ def measure(args):
             for client in clients[shift:] + clients[:shift]:
                 log(f"round {round_ + 1}/{args.rounds}: {where} {scenario} {client.name}")
                 started = time.monotonic()
-                result = runner.run(client, scenario, where == "embedded")
+                result = runner.run(client, scenario, where)
                 if result["failed"]:
                     raise SystemExit(f"compare: {client.name} failed {result['failed']} records")
                 result["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -199,7 +227,7 @@ def measure(args):
 
 
 def median(runs, metric):
-    values = [r[metric] for r in runs if r.get(metric) is not None]
+    values = [r[metric] for r in runs or [] if r.get(metric) is not None]
     return statistics.median(values) if values else None
 
 
@@ -243,6 +271,8 @@ def fmt(value, metric):
 
 
 def table(section, columns):
+    if not section:
+        return "(not measured in this run)"
     ours = section.get("aioproducer")
     head = "| client | " + " | ".join(title for _, title in columns) + " |"
     rows = [head, "|" + "---|" * (len(columns) + 1)]
@@ -310,13 +340,15 @@ unset multiplot
 
 
 def page(results, info, args):
+    # A run of some sections only (--only) leaves the others empty.
+    results = collections.defaultdict(dict, results)
     def ratio(section, a, b, metric="records_per_sec"):
         x, y = results[section].get(a), results[section].get(b)
         return median(x, metric) / median(y, metric) if x and y else float("nan")
-    ours_lat = lambda where: median(results[f"{where}/latency"]["aioproducer"], "p99_us")
-    base_lat = lambda where: median(results[f"{where}/latency"][LOOP], "p99_us")
-    base_lat999 = lambda where: median(results[f"{where}/latency"][LOOP], "p999_us")
-    ours_lat999 = lambda where: median(results[f"{where}/latency"]["aioproducer"], "p999_us")
+    def p_minus_loop(where, metric):
+        ours = median(results[f"{where}/latency"].get("aioproducer"), metric)
+        loop = median(results[f"{where}/latency"].get(LOOP), metric)
+        return "–" if ours is None or loop is None else f"{(ours - loop) / 1000:+.2f} ms"
     targets = [
         ("throughput ≥ 1.3× the single-thread BaseProducer loop (embedded)", "1.3×",
          f"{ratio('embedded/throughput', 'aioproducer', LOOP):.2f}×"),
@@ -348,14 +380,20 @@ def page(results, info, args):
          f"{ratio('broker/keyed', 'aioproducer', LOOP):.2f}×"),
         (f"keyed ({KEYS} keys): throughput ≥ 3× FutureProducer (real broker)", "3×",
          f"{ratio('broker/keyed', 'aioproducer', 'future-producer'):.2f}×"),
+        ("three-node cluster (replication 3): throughput ≥ 1.3× the single-thread loop", "1.3×",
+         f"{ratio('cluster/throughput', 'aioproducer', LOOP):.2f}×"),
+        ("three-node cluster (replication 3): throughput ≥ 3× FutureProducer", "3×",
+         f"{ratio('cluster/throughput', 'aioproducer', 'future-producer'):.2f}×"),
+        ("three-node cluster (replication 3): throughput ≥ 1.0× the Java producer", "1.0×",
+         f"{ratio('cluster/throughput', 'aioproducer', 'java-producer'):.2f}×"),
         (f"p99 at {LATENCY_RATE // 1000}k/s within 0.1 ms of the single-thread loop (embedded)", "≤ +0.1 ms",
-         f"{(ours_lat('embedded') - base_lat('embedded')) / 1000:+.2f} ms"),
+         p_minus_loop("embedded", "p99_us")),
         (f"p99 at {LATENCY_RATE // 1000}k/s within 0.1 ms of the single-thread loop (real broker)", "≤ +0.1 ms",
-         f"{(ours_lat('broker') - base_lat('broker')) / 1000:+.2f} ms"),
+         p_minus_loop("broker", "p99_us")),
         (f"p99.9 at {LATENCY_RATE // 1000}k/s within 1 ms of the single-thread loop (embedded)", "≤ +1 ms",
-         f"{(ours_lat999('embedded') - base_lat999('embedded')) / 1000:+.2f} ms"),
+         p_minus_loop("embedded", "p999_us")),
         (f"p99.9 at {LATENCY_RATE // 1000}k/s within 1 ms of the single-thread loop (real broker)", "≤ +1 ms",
-         f"{(ours_lat999('broker') - base_lat999('broker')) / 1000:+.2f} ms"),
+         p_minus_loop("broker", "p999_us")),
     ]
     settings = ", ".join(f"`{k}={v}`" for k, v in SETTINGS.items())
     notes_path = os.path.join(args.root, "scripts", "compare", "notes.md")
@@ -400,6 +438,14 @@ interleaved and rotated each round; medians, with the range of records/s).
 
 {table(results['broker/keyed'], THROUGHPUT_COLUMNS)}
 
+## Three-node cluster: throughput (replication factor 3, `min.insync.replicas=2`)
+
+Three KRaft nodes on this same machine (`scripts/kafka cluster start 3`), so
+each record is written three times by brokers that share the clients' two
+CPUs.
+
+{table(results['cluster/throughput'], THROUGHPUT_COLUMNS)}
+
 ## Embedded cluster: throughput
 
 {table(results['embedded/throughput'], THROUGHPUT_COLUMNS)}
@@ -427,6 +473,8 @@ def main():
                         help="rewrite the page and chart from the last run's benchmarks.json, measuring nothing")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default=None,
+                        help="measure only these WHERE/SCENARIO pairs, comma-separated (e.g. cluster/throughput)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     if args.quick:
@@ -445,7 +493,8 @@ def main():
         results = measure(args)
         with open(raw, "w") as f:
             json.dump({"info": info, "rounds": args.rounds, "settings": SETTINGS, "results": results}, f, indent=1)
-    chart(results, out_dir)
+    if results.get("broker/throughput") and results.get("broker/latency"):
+        chart(results, out_dir)
     with open(os.path.join(out_dir, "benchmarks.md"), "w") as f:
         f.write(page(results, info, args))
     log(f"wrote {out_dir}/benchmarks.md, benchmarks.png" + ("" if args.render else ", benchmarks.json"))
