@@ -271,47 +271,56 @@ fn failures(tally: &Tally) -> usize {
     tally.failed.values().sum()
 }
 
+/// Produces `plan` to `topic` (made with `partitions` partitions) while
+/// `fault` runs, then checks everything (`check_stream`, no record twice),
+/// and that no record failed and some were queued after `fault` returned
+/// (the fault hit a running stream). Returns the records' fates, the log,
+/// and what `fault` returned.
+fn produce_through<R>(
+    cluster: &Cluster,
+    topic: &str,
+    partitions: i32,
+    plan: Plan,
+    moves: bool,
+    fault: impl FnOnce(&AtomicUsize) -> R,
+) -> (Vec<Sent>, Vec<Consumed>, R) {
+    cluster.create_topic(topic, partitions);
+    let producer = producer(cluster, Duration::from_secs(120));
+    let (sent, (result, ended)) =
+        stream(&producer, topic, plan, Duration::from_secs(300), |queued| {
+            (fault(queued), Instant::now())
+        });
+    let after = sent.iter().filter(|s| s.queued > ended).count();
+    eprintln!("{after} records queued after the fault");
+    assert!(after > 0, "the fault ended before the stream did");
+    // Every partition the topic has now (more than it had, if the fault
+    // added some).
+    let now = cluster.leaders(topic).len() as i32;
+    let (tally, stored) = check_stream(&producer, cluster, topic, now, &sent, moves, Twice::Never);
+    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
+    futures::executor::block_on(producer.close());
+    (sent, stored, result)
+}
+
 #[test]
 fn leader_killed_mid_stream_loses_nothing_duplicates_nothing_and_keeps_key_order() {
     let Some((_turn, cluster)) = cluster() else {
         return;
     };
     let topic = unique_topic("leader-killed");
-    cluster.create_topic(&topic, PARTITIONS);
-    let producer = producer(&cluster, Duration::from_secs(120));
     let plan = Plan::keyed(25_000, 40_000.0);
-    let (sent, (killed, at)) = stream(
-        &producer,
-        &topic,
-        plan,
-        Duration::from_secs(240),
-        |queued| {
-            await_queued(queued, plan.records() / 2);
-            let leader = cluster.leaders(&topic)[0];
-            cluster.kill(leader);
-            eprintln!("killed node {leader}, the leader of partition 0");
-            (leader, Instant::now())
-        },
-    );
-    let after = sent.iter().filter(|s| s.queued > at).count();
-    eprintln!("{after} records queued after the kill");
-    assert!(after > 0, "the kill came before the stream's end");
+    let (_, _, killed) = produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
+        await_queued(queued, plan.records() / 2);
+        let leader = cluster.leaders(&topic)[0];
+        cluster.kill(leader);
+        eprintln!("killed node {leader}, the leader of partition 0");
+        leader
+    });
     assert_ne!(
         cluster.leaders(&topic)[0],
         killed,
         "partition 0 has a new leader"
     );
-    let (tally, _) = check_stream(
-        &producer,
-        &cluster,
-        &topic,
-        PARTITIONS,
-        &sent,
-        false,
-        Twice::Never,
-    );
-    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
-    futures::executor::block_on(producer.close());
 }
 
 #[test]
@@ -320,19 +329,13 @@ fn a_hung_leader_holds_up_only_its_partitions_and_loses_nothing() {
         return;
     };
     let topic = unique_topic("leader-hung");
-    cluster.create_topic(&topic, PARTITIONS);
-    let producer = producer(&cluster, Duration::from_secs(120));
-    let leaders = cluster.leaders(&topic);
-    let hung = leaders[0];
     const PAUSE: Duration = Duration::from_secs(20);
     // 30 s of records at 2,000 a second: 4 s before the pause, 6 s after.
     let plan = Plan::keyed(7_500, 2_000.0);
-    let (sent, (paused_at, resumed_at)) = stream(
-        &producer,
-        &topic,
-        plan,
-        Duration::from_secs(240),
-        |queued| {
+    let (sent, _, (leaders, paused_at, resumed_at)) =
+        produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
+            let leaders = cluster.leaders(&topic);
+            let hung = leaders[0];
             await_queued(queued, 8_000);
             cluster.pause(hung);
             let paused_at = Instant::now();
@@ -342,12 +345,12 @@ fn a_hung_leader_holds_up_only_its_partitions_and_loses_nothing() {
             );
             thread::sleep(PAUSE);
             cluster.resume(hung);
-            (paused_at, Instant::now())
-        },
-    );
+            (leaders, paused_at, Instant::now())
+        });
     // Records for partitions the hung node did not lead, queued while it
     // was hung: how long they took, and how many were delivered before it
     // came back.
+    let hung = leaders[0];
     let others: Vec<&Sent> = sent
         .iter()
         .filter(|s| (paused_at..resumed_at).contains(&s.queued))
@@ -368,17 +371,6 @@ fn a_hung_leader_holds_up_only_its_partitions_and_loses_nothing() {
         flowing > others.len() / 2,
         "records for partitions the hung node does not lead keep flowing"
     );
-    let (tally, _) = check_stream(
-        &producer,
-        &cluster,
-        &topic,
-        PARTITIONS,
-        &sent,
-        false,
-        Twice::Never,
-    );
-    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
-    futures::executor::block_on(producer.close());
 }
 
 /// The partitions `node` leads, by the `leaders` list.
@@ -392,40 +384,17 @@ fn a_rolling_restart_of_every_node_fails_no_record() {
         return;
     };
     let topic = unique_topic("rolling");
-    cluster.create_topic(&topic, PARTITIONS);
-    let producer = producer(&cluster, Duration::from_secs(120));
-    // 90 s of records; the restarts took 35-50 s here.
+    // 90 s of records; the restarts took 55-65 s here.
     let plan = Plan::keyed(11_250, 1_000.0);
-    let (sent, done) = stream(
-        &producer,
-        &topic,
-        plan,
-        Duration::from_secs(300),
-        |queued| {
-            await_queued(queued, 4_000);
-            for n in cluster.nodes() {
-                let started = Instant::now();
-                cluster.restart(n);
-                cluster.await_in_sync(&topic, Duration::from_secs(60));
-                eprintln!("node {n} restarted and in sync in {:?}", started.elapsed());
-            }
-            Instant::now()
-        },
-    );
-    let after = sent.iter().filter(|s| s.queued > done).count();
-    eprintln!("{after} records queued after the last restart");
-    assert!(after > 0, "the restarts ended before the stream did");
-    let (tally, _) = check_stream(
-        &producer,
-        &cluster,
-        &topic,
-        PARTITIONS,
-        &sent,
-        false,
-        Twice::Never,
-    );
-    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
-    futures::executor::block_on(producer.close());
+    produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
+        await_queued(queued, 4_000);
+        for n in cluster.nodes() {
+            let started = Instant::now();
+            cluster.restart(n);
+            cluster.await_in_sync(&topic, Duration::from_secs(60));
+            eprintln!("node {n} restarted and in sync in {:?}", started.elapsed());
+        }
+    });
 }
 
 #[test]
@@ -527,35 +496,17 @@ fn partitions_added_while_producing_are_used_and_each_key_moves_once_in_order() 
         return;
     };
     let topic = unique_topic("grown");
-    cluster.create_topic(&topic, 3);
-    let producer = producer(&cluster, Duration::from_secs(120));
     // 20 s of records, half unkeyed; the partitions are added after 3 s.
     let plan = Plan {
         unkeyed: TASKS / 2,
         ..Plan::keyed(5_000, 2_000.0)
     };
-    let (sent, added_at) = stream(
-        &producer,
-        &topic,
-        plan,
-        Duration::from_secs(240),
-        |queued| {
-            await_queued(queued, 6_000);
-            cluster.add_partitions(&topic, PARTITIONS as usize);
-            eprintln!("{topic} grown from 3 to {PARTITIONS} partitions");
-            Instant::now()
-        },
-    );
-    let (tally, stored) = check_stream(
-        &producer,
-        &cluster,
-        &topic,
-        PARTITIONS,
-        &sent,
-        true,
-        Twice::Never,
-    );
-    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
+    let (sent, stored, added_at) = produce_through(&cluster, &topic, 3, plan, true, |queued| {
+        await_queued(queued, 6_000);
+        cluster.add_partitions(&topic, PARTITIONS as usize);
+        eprintln!("{topic} grown from 3 to {PARTITIONS} partitions");
+        Instant::now()
+    });
     let in_new = |keyed: bool| {
         stored
             .iter()
@@ -577,7 +528,6 @@ fn partitions_added_while_producing_are_used_and_each_key_moves_once_in_order() 
         "unkeyed records reach the new partitions"
     );
     assert!(in_new(true) > 0, "keys whose partition changed moved to it");
-    futures::executor::block_on(producer.close());
 }
 
 #[test]
@@ -586,38 +536,17 @@ fn producing_goes_on_when_the_active_controller_is_killed() {
         return;
     };
     let topic = unique_topic("controller-killed");
-    cluster.create_topic(&topic, PARTITIONS);
-    let producer = producer(&cluster, Duration::from_secs(120));
     let plan = Plan::keyed(5_000, 4_000.0);
-    let (sent, (killed, at)) = stream(
-        &producer,
-        &topic,
-        plan,
-        Duration::from_secs(240),
-        |queued| {
-            await_queued(queued, plan.records() / 4);
-            let controller = cluster.controller();
-            cluster.kill(controller);
-            eprintln!("killed node {controller}, the active controller");
-            (controller, Instant::now())
-        },
-    );
+    let (_, _, killed) = produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
+        await_queued(queued, plan.records() / 4);
+        let controller = cluster.controller();
+        cluster.kill(controller);
+        eprintln!("killed node {controller}, the active controller");
+        controller
+    });
     let new = cluster.controller();
+    eprintln!("node {new} is the controller now");
     assert_ne!(new, killed, "another node took over as controller");
-    let after = sent.iter().filter(|s| s.queued > at).count();
-    eprintln!("node {new} is the controller now; {after} records queued after the kill");
-    assert!(after > 0, "the kill came before the stream's end");
-    let (tally, _) = check_stream(
-        &producer,
-        &cluster,
-        &topic,
-        PARTITIONS,
-        &sent,
-        false,
-        Twice::Never,
-    );
-    assert_eq!(failures(&tally), 0, "no record fails: {tally:?}");
-    futures::executor::block_on(producer.close());
 }
 
 /// The order check itself, on made-up logs (no broker): it passes a key
