@@ -65,10 +65,13 @@ fn producer(cluster: &Cluster, message_timeout: Duration) -> AioProducer {
         .expect("producer")
 }
 
-/// What the producing tasks send: `tasks` tasks of `per_task` records at
-/// `rate` records a second in all. Record `first + t * per_task + j` (task
-/// `t`'s `j`-th) has its index as payload and, unless `t < unkeyed`, the
-/// key `t{t}-k{j % KEYS}`.
+/// What the producing tasks send: `tasks` tasks of up to `per_task`
+/// records, at `rate` records a second in all. Record `n = j * tasks + t`
+/// (task `t`'s `j`-th, due `n / rate` after the start) has `first + n` as
+/// payload and, unless `t < unkeyed`, the key `t{t}-k{j % KEYS}`. With a
+/// `tail`, the stream ends that long after the fault does (or at
+/// `per_task` records a task, which then fails the test): a fault that
+/// takes longer on a loaded machine still hits a running stream.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     first: usize,
@@ -76,6 +79,7 @@ struct Plan {
     per_task: usize,
     rate: f64,
     unkeyed: usize,
+    tail: Option<Duration>,
 }
 
 impl Plan {
@@ -86,6 +90,15 @@ impl Plan {
             per_task,
             rate,
             unkeyed: 0,
+            tail: None,
+        }
+    }
+
+    /// `keyed`, ending `tail` after the fault does.
+    fn keyed_until_after(tail: Duration, per_task: usize, rate: f64) -> Self {
+        Plan {
+            tail: Some(tail),
+            ..Plan::keyed(per_task, rate)
         }
     }
 
@@ -95,7 +108,7 @@ impl Plan {
 
     fn record(&self, topic: &str, t: usize, j: usize) -> Record {
         let record = Record::new(topic.to_string())
-            .with_payload((self.first + t * self.per_task + j).to_string());
+            .with_payload((self.first + j * self.tasks + t).to_string());
         if t < self.unkeyed {
             record
         } else {
@@ -123,6 +136,9 @@ fn stream<R>(
     during: impl FnOnce(&AtomicUsize) -> R,
 ) -> (Vec<Sent>, R) {
     let queued = Arc::new(AtomicUsize::new(0));
+    // The stream's end: records from `n = end` on are not sent.
+    let end = Arc::new(AtomicUsize::new(plan.records()));
+    let started = Instant::now();
     thread::scope(|s| {
         let tasks = s.spawn(|| {
             run(limit, async {
@@ -130,11 +146,15 @@ fn stream<R>(
                 let handles: Vec<_> = (0..plan.tasks)
                     .map(|t| {
                         let (producer, topic) = (producer.clone(), topic.to_string());
-                        let queued = Arc::clone(&queued);
+                        let (queued, end) = (Arc::clone(&queued), Arc::clone(&end));
                         tokio::spawn(async move {
                             let mut pending = Vec::with_capacity(plan.per_task);
                             for j in 0..plan.per_task {
                                 let n = j * plan.tasks + t;
+                                // Relaxed: a count, set once; the join publishes the rest.
+                                if n >= end.load(Ordering::Relaxed) {
+                                    break;
+                                }
                                 let due = start + Duration::from_secs_f64(n as f64 / plan.rate);
                                 if due > tokio::time::Instant::now() + Duration::from_millis(2) {
                                     tokio::time::sleep_until(due).await;
@@ -147,11 +167,12 @@ fn stream<R>(
                                 queued.fetch_add(1, Ordering::Relaxed);
                                 pending.push(tokio::spawn(async move {
                                     let outcome = future.await;
-                                    Sent {
+                                    let sent = Sent {
                                         outcome,
                                         queued: at,
                                         resolved: Instant::now(),
-                                    }
+                                    };
+                                    (n, sent)
                                 }));
                             }
                             let mut sent = Vec::with_capacity(plan.per_task);
@@ -166,11 +187,22 @@ fn stream<R>(
                 for h in handles {
                     all.extend(h.await.expect("a producing task panicked"));
                 }
+                all.sort_unstable_by_key(|(n, _)| *n);
                 all
             })
         });
         let result = during(&queued);
-        (tasks.join().expect("the stream panicked"), result)
+        if let Some(tail) = plan.tail {
+            // Every record sent so far was due by now (`n / rate` after a
+            // start no earlier than `started`): the end cuts no gap.
+            let due = (started.elapsed() + tail).as_secs_f64() * plan.rate;
+            end.fetch_min(due.ceil() as usize, Ordering::Relaxed);
+        }
+        let all = tasks.join().expect("the stream panicked");
+        for (i, (n, _)) in all.iter().enumerate() {
+            assert_eq!(i, *n, "the stream's records are numbered without gaps");
+        }
+        (all.into_iter().map(|(_, sent)| sent).collect(), result)
     })
 }
 
@@ -308,9 +340,10 @@ fn leader_killed_mid_stream_loses_nothing_duplicates_nothing_and_keeps_key_order
         return;
     };
     let topic = unique_topic("leader-killed");
-    let plan = Plan::keyed(25_000, 40_000.0);
-    let (_, _, killed) = produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
-        await_queued(queued, plan.records() / 2);
+    // 200,000 records or more: the kill comes after 100,000.
+    let plan = Plan::keyed_until_after(Duration::from_millis(2_500), 50_000, 40_000.0);
+    let (sent, _, killed) = produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
+        await_queued(queued, 100_000);
         let leader = cluster.leaders(&topic)[0];
         cluster.kill(leader);
         eprintln!("killed node {leader}, the leader of partition 0");
@@ -321,6 +354,7 @@ fn leader_killed_mid_stream_loses_nothing_duplicates_nothing_and_keeps_key_order
         killed,
         "partition 0 has a new leader"
     );
+    assert!(sent.len() >= 200_000, "{} records", sent.len());
 }
 
 #[test]
@@ -330,8 +364,8 @@ fn a_hung_leader_holds_up_only_its_partitions_and_loses_nothing() {
     };
     let topic = unique_topic("leader-hung");
     const PAUSE: Duration = Duration::from_secs(20);
-    // 30 s of records at 2,000 a second: 4 s before the pause, 6 s after.
-    let plan = Plan::keyed(7_500, 2_000.0);
+    // Records at 2,000 a second: 4 s before the pause, 6 s after it.
+    let plan = Plan::keyed_until_after(Duration::from_secs(6), 20_000, 2_000.0);
     let (sent, _, (leaders, paused_at, resumed_at)) =
         produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
             let leaders = cluster.leaders(&topic);
@@ -384,8 +418,8 @@ fn a_rolling_restart_of_every_node_fails_no_record() {
         return;
     };
     let topic = unique_topic("rolling");
-    // 90 s of records; the restarts took 55-65 s here.
-    let plan = Plan::keyed(11_250, 1_000.0);
+    // The restarts took 60-90 s here; 5 s of records after them.
+    let plan = Plan::keyed_until_after(Duration::from_secs(5), 40_000, 1_000.0);
     produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
         await_queued(queued, 4_000);
         for n in cluster.nodes() {
@@ -496,10 +530,12 @@ fn partitions_added_while_producing_are_used_and_each_key_moves_once_in_order() 
         return;
     };
     let topic = unique_topic("grown");
-    // 20 s of records, half unkeyed; the partitions are added after 3 s.
+    // Records, half unkeyed, at 2,000 a second; the partitions are added
+    // after 3 s, and the stream goes on for 15 s after that (the producer
+    // re-reads partitions every 10 s).
     let plan = Plan {
         unkeyed: TASKS / 2,
-        ..Plan::keyed(5_000, 2_000.0)
+        ..Plan::keyed_until_after(Duration::from_secs(15), 20_000, 2_000.0)
     };
     let (sent, stored, added_at) = produce_through(&cluster, &topic, 3, plan, true, |queued| {
         await_queued(queued, 6_000);
@@ -536,9 +572,9 @@ fn producing_goes_on_when_the_active_controller_is_killed() {
         return;
     };
     let topic = unique_topic("controller-killed");
-    let plan = Plan::keyed(5_000, 4_000.0);
+    let plan = Plan::keyed_until_after(Duration::from_secs(3), 20_000, 4_000.0);
     let (_, _, killed) = produce_through(&cluster, &topic, PARTITIONS, plan, false, |queued| {
-        await_queued(queued, plan.records() / 4);
+        await_queued(queued, 10_000);
         let controller = cluster.controller();
         cluster.kill(controller);
         eprintln!("killed node {controller}, the active controller");

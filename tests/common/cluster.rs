@@ -2,7 +2,7 @@
 //! in a private state directory), with the faults the failover tests inject:
 //! a node killed, hung (SIGSTOP), restarted.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -28,7 +28,11 @@ impl Cluster {
     /// quorum, replication factor `nodes`, `min.insync.replicas` 2).
     pub fn start(nodes: usize) -> Self {
         let state = std::env::temp_dir().join(unique_topic("aioproducer-cluster"));
-        let bootstrap = script(&state, &["start", &nodes.to_string()]);
+        let bootstrap = run_script(&state, &["start", &nodes.to_string()]).unwrap_or_else(|e| {
+            // The nodes that did come up go; their logs stay.
+            let _ = run_script(&state, &["stop"]);
+            panic!("{e}\nthe cluster's logs are kept in {}", state.display())
+        });
         let admin = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
             .create()
@@ -179,13 +183,13 @@ impl Drop for Cluster {
                     eprintln!("{line}");
                 }
             }
-            let _ = std::panic::catch_unwind(|| script(&self.state, &["stop"]));
+            let _ = run_script(&self.state, &["stop"]);
             eprintln!(
                 "the cluster's logs and data are kept in {}",
                 self.state.display()
             );
         } else {
-            let _ = std::panic::catch_unwind(|| script(&self.state, &["clean"]));
+            let _ = run_script(&self.state, &["clean"]);
         }
     }
 }
@@ -196,7 +200,12 @@ fn options() -> AdminOptions {
 
 /// Runs `scripts/kafka cluster ARGS` on the cluster in `state`; returns its
 /// output, failing the test (with the script's stderr) when it fails.
-fn script(state: &PathBuf, args: &[&str]) -> String {
+fn script(state: &Path, args: &[&str]) -> String {
+    run_script(state, args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `scripts/kafka cluster ARGS`: its output, or what it said on failure.
+fn run_script(state: &Path, args: &[&str]) -> Result<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka");
     let output = Command::new(script)
         .arg("cluster")
@@ -204,11 +213,13 @@ fn script(state: &PathBuf, args: &[&str]) -> String {
         .env("KAFKA_CLUSTER_STATE", state)
         .output()
         .expect("run scripts/kafka");
-    assert!(
-        output.status.success(),
-        "scripts/kafka cluster {} failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(format!(
+            "scripts/kafka cluster {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
