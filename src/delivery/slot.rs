@@ -232,6 +232,14 @@ pub struct Claim {
     pub(crate) sampled_at: Option<u64>,
 }
 
+impl Claim {
+    /// When the timed record entered its slot (for the loom models).
+    #[cfg(aioproducer_loom)]
+    pub fn sampled_at(&self) -> Option<u64> {
+        self.sampled_at
+    }
+}
+
 /// One reusable delivery context.
 ///
 /// Aligned to 128 bytes (two cache lines, the unit the x86-64 spatial
@@ -311,14 +319,22 @@ impl Slot {
         // them as well as their index would.
         let number = (self as *const Self as usize >> 8) as u32;
         let timed = latency::sampled(number, generation);
-        if timed {
+        let late = bugs::active(Bug::LateSampleTime);
+        if timed && !late {
             // SAFETY: as above; published by the Release store below.
             self.sampled_at
                 .with_mut(|at| unsafe { *at = latency::now_nanos() });
         }
         let state = SlotState::occupied(generation, detached, parity, timed);
-        // Release: publishes the record to the completer's claim (Acquire).
+        // Release: publishes the record (and its time) to the completer's
+        // claim (Acquire).
         self.state.store(state.0, Release);
+        if timed && late {
+            // SAFETY: none; the seeded bug of a loom twin (never in a normal
+            // build): a write the Release store above does not publish.
+            self.sampled_at
+                .with_mut(|at| unsafe { *at = latency::now_nanos() });
+        }
         generation
     }
 

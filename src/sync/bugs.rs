@@ -55,6 +55,9 @@ pub enum Bug {
     /// A hand-over ignores the purge flag: a record of a purge's parity
     /// pushed after its worker served the purge reaches librdkafka.
     SkipPurgeFlag,
+    /// `Slot::occupy` writes a timed record's enqueue time after its
+    /// Release store: a completer's claim may read it before it is written.
+    LateSampleTime,
 }
 
 #[cfg(aioproducer_loom)]
