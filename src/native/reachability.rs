@@ -28,11 +28,13 @@
 //! - Records handed over while the refusal stands are purged right after
 //!   their hand-over (the worker asks, [`Reachability::shut_out`]), so they
 //!   fail at once too. New credentials (`set_sasl_credentials`) lift the
-//!   refusal: later records go to librdkafka and wait there, as librdkafka
-//!   has them wait, until a broker lets the producer in or their
-//!   `message.timeout.ms` ends (a refusal of the old credentials may still
-//!   come from an attempt that started before the change, and must not
-//!   fail records the new ones would deliver).
+//!   refusal for good: later records go to librdkafka and wait there, as
+//!   librdkafka has them wait, until a broker lets the producer in or their
+//!   `message.timeout.ms` ends. A refusal of the old credentials may still
+//!   come from an attempt that started before the change, followed by
+//!   librdkafka's word that every broker is down again; it must not fail
+//!   records the new credentials would deliver, and nothing tells it from
+//!   a refusal of the new ones.
 //! - Once a record was delivered, refusals purge nothing any more: a
 //!   producer that was let in and is refused later is most likely in the
 //!   middle of a credential rotation (the broker's password changed before
@@ -60,6 +62,8 @@ pub(crate) struct Reachability {
     /// Tokens come from the application's provider, and none was accepted
     /// yet: no broker can be tried.
     tokenless: AtomicBool,
+    /// New credentials were given: no refusal purges any more.
+    renewed: AtomicBool,
     /// The latest authentication or TLS refusal.
     refused: Mutex<Option<Error>>,
 }
@@ -94,17 +98,18 @@ impl Reachability {
         // only moves a purge to the next hand-over or refusal, or fails
         // records of a producer never let in with the refusal it just lifted.
         !self.let_in.load(Relaxed)
+            && !self.renewed.load(Relaxed)
             && (self.all_down.load(Relaxed) || self.tokenless.load(Relaxed))
             && self.refused.lock().is_some()
     }
 
-    /// New credentials: the refusal no longer stands, and neither does
-    /// librdkafka's word that every broker is down (it says it once per
-    /// outage, and a refusal of the old credentials may still come from an
+    /// New credentials: the refusal no longer stands, and no later one
+    /// purges (a refusal of the old credentials may still come from an
     /// attempt started before the change). Records then wait for the new
     /// credentials to be tried, as librdkafka would have them wait.
     pub(crate) fn credentials_changed(&self) {
         // Relaxed: see `shut_out`.
+        self.renewed.store(true, Relaxed);
         self.all_down.store(false, Relaxed);
         *self.refused.lock() = None;
     }
@@ -193,6 +198,10 @@ mod tests {
         r.credentials_changed();
         assert!(!r.on_error(RDKafkaErrorCode::Authentication, "old password, late"));
         assert!(!r.shut_out());
+        // The stale attempt's broker goes down again: still no purge.
+        assert!(!r.on_error(RDKafkaErrorCode::AllBrokersDown, "1/1 brokers are down"));
+        assert!(!r.shut_out());
+        assert_eq!(r.purged(Error::Purged), Error::Purged);
     }
 
     #[test]
