@@ -246,8 +246,9 @@ fn check_stream(
 
 /// Each key's delivered records, in each partition, are in the order sent
 /// (their index; a failed record said possibly persisted may be in the log
-/// too, out of order, see `Twice`); and where a key's records are in two partitions (`moves`), all
-/// of one partition's come before all of the other's.
+/// too, out of order, see `Twice`); and where a key's records are in two
+/// partitions (`moves`), all of one partition's come before all of the
+/// other's.
 fn check_key_order(stored: &[Consumed], sent: &[Sent], moves: bool) {
     let mut by_key: HashMap<&[u8], Vec<(i32, i64, usize)>> = HashMap::new();
     for r in stored {

@@ -100,11 +100,10 @@ class Runner:
         self.topics += 1
         name = f"compare-{prefix}-{os.getpid()}-{self.topics}"
         if create:
-            # The cluster's default replication factor: 1 on the broker, 3
-            # on the cluster.
-            subprocess.run([self.kafka, "java", "org.apache.kafka.tools.TopicCommand",
-                            "--bootstrap-server", self.bootstrap, "--create", "--if-not-exists",
-                            "--topic", name, "--partitions", str(PARTITIONS)], check=True,
+            # With the cluster's default replication factor: 1 on the
+            # broker, 3 on the cluster.
+            verb = ["cluster", "topic"] if self.where == "cluster" else ["topic"]
+            subprocess.run([self.kafka, *verb, name, str(PARTITIONS)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         return name
 

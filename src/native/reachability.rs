@@ -110,8 +110,6 @@ impl Reachability {
     pub(crate) fn credentials_changed(&self) {
         // Relaxed: see `shut_out`.
         self.renewed.store(true, Relaxed);
-        self.all_down.store(false, Relaxed);
-        *self.refused.lock() = None;
     }
 
     /// Tokens will come from the application's provider: until one is
