@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use aioproducer::{Error, Record};
+use aioproducer::{AioProducer, EmbeddedCluster, Error, Record};
 use common::{
     await_no_client_threads, builder, cluster, deliver_first, in_child, librdkafka_msg_cnt, run,
     within,
@@ -501,43 +501,83 @@ fn new_topics_are_handed_over_at_once_while_their_limits_cannot_be_read() {
 
 // ---- 16. bounded tables ----------------------------------------------------------
 
+/// A one-worker producer on `cluster` that has produced to 10,000 topics
+/// (and purged the records, not waiting for the cluster to make the
+/// topics: each costs the worker a topic handle all the same).
+fn producer_after_ten_thousand_topics(cluster: &EmbeddedCluster) -> AioProducer {
+    let producer = builder(cluster).workers(1).build().unwrap();
+    run(Duration::from_secs(60), async {
+        let mut futures = Vec::new();
+        for i in 0..10_000 {
+            let record = Record::new(format!("topic-{i}")).with_payload("x");
+            futures.push(producer.produce(record).await.expect("accepted"));
+        }
+        producer.purge().await;
+        for f in futures {
+            if let Err(e) = f.await {
+                assert_eq!(*e.error(), Error::Purged, "{e}");
+            }
+        }
+    });
+    let held = producer.stats().workers[0].topics;
+    assert!(held > 1, "{held} topic handles held after 10,000 topics");
+    producer
+}
+
+/// Idle handles go within two idle sweeps, 5 s apart: 10 s, and 15 s with
+/// time to spare on a loaded machine.
+const IDLE_HANDLES_GONE_WITHIN: Duration = Duration::from_secs(15);
+
+/// Polls the worker's topic handles, doing `between` before each look,
+/// until at most `most` are held; returns how many were held last.
+fn await_topic_handles_at_most(producer: &AioProducer, most: usize, between: impl Fn()) -> usize {
+    let started = Instant::now();
+    loop {
+        between();
+        let held = producer.stats().workers[0].topics;
+        if held <= most || started.elapsed() > IDLE_HANDLES_GONE_WITHIN {
+            return held;
+        }
+    }
+}
+
 #[test]
 fn ten_thousand_topics_over_time_leave_only_the_ones_in_use() {
     within(DEADLINE, "ten thousand topics", || {
         // The embedded cluster creates topics on first use.
         let cluster = cluster("topics-in-use", 1);
-        let producer = builder(&cluster).workers(1).build().unwrap();
-        // Records for 10,000 topics, not waiting for the cluster to make
-        // them: each costs the worker a topic handle all the same.
-        run(Duration::from_secs(60), async {
-            let mut futures = Vec::new();
-            for i in 0..10_000 {
-                let record = Record::new(format!("topic-{i}")).with_payload("x");
-                futures.push(producer.produce(record).await.expect("accepted"));
-            }
-            producer.purge().await;
-            for f in futures {
-                if let Err(e) = f.await {
-                    assert_eq!(*e.error(), Error::Purged, "{e}");
-                }
-            }
-        });
-        assert!(producer.stats().workers[0].topics <= 10_000);
-        // One topic in use from now on: the idle handles go within about
-        // two idle sweeps (5 s each).
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(12) {
+        let producer = producer_after_ten_thousand_topics(&cluster);
+        // One topic in use from now on, at a low rate (a busy worker looks
+        // at the clock for an idle sweep only every 64 hand-overs; this
+        // makes fewer than 64 in the time allowed).
+        let held = await_topic_handles_at_most(&producer, 1, || {
             producer
                 .try_produce(Record::new("topic-0").with_payload("x"))
                 .expect("room")
                 .wait()
                 .expect("delivered");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let held = producer.stats().workers[0].topics;
+            std::thread::sleep(Duration::from_millis(300));
+        });
         assert!(
             held <= 1,
-            "{held} topic handles held while one topic is in use"
+            "{held} topic handles held {IDLE_HANDLES_GONE_WITHIN:?} after one topic only is in use"
+        );
+        run(Duration::from_secs(30), producer.close());
+    });
+}
+
+#[test]
+fn a_producer_gone_quiet_lets_go_of_every_topic_handle() {
+    within(DEADLINE, "quiet producer", || {
+        let cluster = cluster("quiet", 1);
+        let producer = producer_after_ten_thousand_topics(&cluster);
+        // No record from now on: no hand-over asks for a sweep.
+        let held = await_topic_handles_at_most(&producer, 0, || {
+            std::thread::sleep(Duration::from_millis(100))
+        });
+        assert_eq!(
+            held, 0,
+            "topic handles held {IDLE_HANDLES_GONE_WITHIN:?} after the last record"
         );
         run(Duration::from_secs(30), producer.close());
     });

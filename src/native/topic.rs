@@ -100,7 +100,8 @@ impl NativeTopic {
 /// ones (see [`TopicCache::sweep`]).
 const SWEEP_AT_LEAST: usize = 256;
 
-/// Handles idle for about this long are evicted even when there are few.
+/// A sweep comes at least this often, so handles idle for two of these are
+/// evicted even when there are few.
 const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// Sweeps asked for between two looks at the clock for an idle sweep.
@@ -148,11 +149,15 @@ pub(crate) struct TopicInfo {
 /// (`metadata.rs`), and their sticky partitions (module docs).
 ///
 /// Bounded: once it holds [`SWEEP_AT_LEAST`] handles (or twice as many as
-/// survived the last sweep), and in any case about every
-/// [`IDLE_SWEEP_EVERY`], a sweep drops those not used since the one
-/// before, so a producer that writes to ever new topics keeps only the
-/// ones in use: at most about twice those used between two sweeps, and at
-/// most [`SWEEP_AT_LEAST`] more.
+/// survived the last sweep), and in any case every [`IDLE_SWEEP_EVERY`], a
+/// sweep drops those not used since the one before, so a producer that
+/// writes to ever new topics keeps only the ones in use: at most about
+/// twice those used between two sweeps, and at most [`SWEEP_AT_LEAST`]
+/// more. A handle idle for two idle sweeps (5 to 10 s) is gone, whatever
+/// the record rate: a busy worker looks at the clock every
+/// [`SWEEP_CLOCK_EVERY`] hand-overs ([`TopicCache::sweep`]), an idle one
+/// each time it goes idle and at [`TopicCache::next_idle_sweep`], which it
+/// sleeps no longer than ([`TopicCache::sweep_if_due`]).
 #[derive(Debug)]
 pub(crate) struct TopicCache {
     entries: Vec<Entry>,
@@ -380,6 +385,31 @@ impl TopicCache {
         if self.entries.len() < self.sweep_at && !self.idle_sweep_due() {
             return false;
         }
+        self.evict_idle();
+        true
+    }
+
+    /// Sweeps if an idle sweep is due now (the clock is read), or if there
+    /// are many handles: for a worker with nothing to do, whose
+    /// [`TopicCache::sweep`] calls may not come for a long time. Same
+    /// conditions and result as that.
+    pub(crate) fn sweep_if_due(&mut self) -> bool {
+        if self.entries.len() < self.sweep_at && Instant::now() < self.idle_sweep_at {
+            return false;
+        }
+        self.evict_idle();
+        true
+    }
+
+    /// When the next idle sweep is due, if a sweep could drop a handle (no
+    /// handle, nothing to drop).
+    pub(crate) fn next_idle_sweep(&self) -> Option<Instant> {
+        (!self.entries.is_empty()).then_some(self.idle_sweep_at)
+    }
+
+    /// Drops the handles not used since the last sweep.
+    fn evict_idle(&mut self) {
+        self.asked = 0;
         self.idle_sweep_at = Instant::now() + IDLE_SWEEP_EVERY;
         let entries = std::mem::take(&mut self.entries);
         for mut entry in entries {
@@ -398,7 +428,6 @@ impl TopicCache {
             .collect();
         self.last = None;
         self.sweep_at = (self.entries.len() * 2).max(SWEEP_AT_LEAST);
-        true
     }
 
     /// Whether an idle sweep is due (the clock is read once per

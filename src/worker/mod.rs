@@ -9,11 +9,14 @@
 //! 3. hand the batches over when due: at once by default; with `batch_size`,
 //!    when that many records are held, when the timer or a flush forces it,
 //!    or when stopping;
-//! 4. with nothing drained and nothing due, yield twice and then, if still
-//!    idle, park (see [`park`](crate::sync::park)).
+//! 4. with nothing drained and nothing due, sweep idle topic handles if
+//!    that is due (`native/topic.rs`), yield twice and then, if still
+//!    idle, park (see [`park`](crate::sync::park)), until the next idle
+//!    sweep at most.
 //!
 //! A busy worker never sleeps; an idle one costs nothing until a producer's
-//! push wakes it.
+//! push wakes it, but for one wake-up every 5 s while it holds topic
+//! handles (two after its last record, then none).
 //!
 //! # Producers hand over while the worker sleeps
 //!
@@ -48,7 +51,7 @@ pub(crate) mod timer;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::delivery::ticket::Ticket;
 use crate::error::Error;
@@ -341,13 +344,19 @@ impl Core {
             native.purge_if_shut_out();
         }
         remote.count_hand_over(counts);
-        // Nothing refers to a topic index or a batch key while nothing is
-        // held: the time to bound both tables.
-        let nothing_held = batches.held() == 0 && self.waiting.is_empty();
-        if nothing_held && (topics.sweep() || batches.keys() > MAX_BATCH_KEYS) {
-            batches.forget_keys();
+        self.bound_tables(remote, TopicCache::sweep);
+    }
+
+    /// Sweeps the topic handles (`sweep`: [`TopicCache::sweep`] after a
+    /// hand-over, [`TopicCache::sweep_if_due`] when idle) and forgets the
+    /// batch keys after a sweep or when there are many, if nothing is held:
+    /// nothing refers to a topic index or a batch key then.
+    fn bound_tables(&mut self, remote: &Remote, sweep: fn(&mut TopicCache) -> bool) {
+        let nothing_held = self.batches.held() == 0 && self.waiting.is_empty();
+        if nothing_held && (sweep(&mut self.topics) || self.batches.keys() > MAX_BATCH_KEYS) {
+            self.batches.forget_keys();
         }
-        remote.held_topics(topics.len());
+        remote.held_topics(self.topics.len());
     }
 }
 
@@ -434,7 +443,9 @@ pub(crate) struct Worker<C> {
 /// What the worker does after a round.
 enum AfterRound {
     Again,
-    Idle,
+    /// Nothing to do; sleep, until the next idle sweep of the topic
+    /// handles at most, if there is one ([`TopicCache::next_idle_sweep`]).
+    Idle(Option<Instant>),
     /// librdkafka's queue is full: wait a moment for room, then again.
     Full,
     /// Records wait for a topic's first limit read: look again soon.
@@ -497,7 +508,7 @@ impl<C: Host + 'static> Worker<C> {
                 AfterRound::Exit => break,
                 AfterRound::Full => remote.park_until_retry(FULL_RETRY),
                 AfterRound::Waiting => remote.park_at_most(WAITING_RECHECK),
-                AfterRound::Idle => {
+                AfterRound::Idle(sweep_at) => {
                     // A brief grace period before sleeping: under load the
                     // next ticket is usually a moment away, and a worker that
                     // parks after every drain costs each producer a futex
@@ -510,7 +521,12 @@ impl<C: Host + 'static> Worker<C> {
                         std::thread::yield_now();
                     }
                     if remote.ring.is_empty() {
-                        remote.park();
+                        match sweep_at {
+                            Some(at) => {
+                                remote.park_at_most(at.saturating_duration_since(Instant::now()))
+                            }
+                            None => remote.park(),
+                        }
                     }
                 }
             }
@@ -588,6 +604,11 @@ impl<C: Host + 'static> Worker<C> {
         if stopping && held == 0 && remote.ring.is_empty() {
             return AfterRound::Exit;
         }
-        AfterRound::Idle
+        // Idle: no hand-over may come for a long time, so the idle sweep
+        // is done here, and the worker wakes for the next one; but records
+        // held for `batch_size` keep every handle (the timer wakes the
+        // worker for their hand-over, which sweeps).
+        core.bound_tables(remote, TopicCache::sweep_if_due);
+        AfterRound::Idle((held == 0).then(|| core.topics.next_idle_sweep()).flatten())
     }
 }
