@@ -583,6 +583,53 @@ fn a_producer_gone_quiet_lets_go_of_every_topic_handle() {
     });
 }
 
+/// This process's CPU time (user + system), from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name (which is in parentheses and may
+    // hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    let after_name = &stat[stat.rfind(')').expect("stat's command name") + 2..];
+    let field = |i: usize| -> u64 { after_name.split(' ').nth(i).unwrap().parse().unwrap() };
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis((field(11) + field(12)) * 1000 / ticks_per_second)
+}
+
+#[test]
+#[ignore = "run in a child process by the test below"]
+fn child_a_worker_holding_a_batch_past_its_idle_sweep_sleeps() {
+    let cluster = cluster("held-batch", 1);
+    let built = Instant::now();
+    let producer = builder(&cluster)
+        .workers(1)
+        .batch_size(1000)
+        .buffer_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    // One record, held for the batch until the timer hands it over at 10 s;
+    // its topic handle makes an idle sweep due at 5 s, which the worker
+    // may not do while it holds the record.
+    let delivery = producer
+        .try_produce(Record::new("held-batch").with_payload("x"))
+        .expect("room");
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(built.elapsed()));
+    let (cpu, window) = (process_cpu(), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let (used, over) = (process_cpu() - cpu, window.elapsed());
+    assert!(
+        used < over / 10,
+        "the process used {used:?} of CPU in {over:?} while the worker held one record"
+    );
+    delivery.wait().expect("handed over at the buffer timeout");
+}
+
+#[test]
+fn a_worker_holding_a_batch_past_its_idle_sweep_sleeps_until_the_timer() {
+    let child = "child_a_worker_holding_a_batch_past_its_idle_sweep_sleeps";
+    let (ok, output) = in_child(child, Duration::from_secs(60));
+    assert!(ok, "{child}: {output}");
+}
+
 /// Records in librdkafka, a transactional call cancelled while its helper
 /// thread still uses the handle, and the producer dropped: no payload may
 /// be freed while librdkafka can still read it. Run under valgrind by
