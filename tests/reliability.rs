@@ -599,13 +599,17 @@ fn process_cpu() -> Duration {
 #[ignore = "run in a child process by the test below"]
 fn child_a_worker_holding_a_batch_past_its_idle_sweep_sleeps() {
     let cluster = cluster("held-batch", 1);
-    let built = Instant::now();
     let producer = builder(&cluster)
         .workers(1)
         .batch_size(1000)
         .buffer_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
+    // After `build`, which made the worker's topic cache (whose first idle
+    // sweep is due 5 s after that) and before the record (whose buffer
+    // timeout starts later): the window below is after the one and
+    // before the other however long `build` took.
+    let built = Instant::now();
     // One record, held for the batch until the timer hands it over at 10 s;
     // its topic handle makes an idle sweep due at 5 s, which the worker
     // may not do while it holds the record.

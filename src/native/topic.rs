@@ -157,7 +157,11 @@ pub(crate) struct TopicInfo {
 /// the record rate: a busy worker looks at the clock every
 /// [`SWEEP_CLOCK_EVERY`] hand-overs ([`TopicCache::sweep`]), an idle one
 /// each time it goes idle and at [`TopicCache::next_idle_sweep`], which it
-/// sleeps no longer than ([`TopicCache::sweep_if_due`]).
+/// sleeps no longer than ([`TopicCache::sweep_if_due`]). With
+/// `batch_size`, records are held between hand-overs and no sweep may run
+/// while any is: the worker then looks at the clock at each of its
+/// hand-overs, so a handle goes within about two of the longer of 5 s and
+/// `buffer_timeout`.
 #[derive(Debug)]
 pub(crate) struct TopicCache {
     entries: Vec<Entry>,
@@ -389,10 +393,10 @@ impl TopicCache {
         true
     }
 
-    /// Sweeps if an idle sweep is due now (the clock is read), or if there
-    /// are many handles: for a worker with nothing to do, whose
-    /// [`TopicCache::sweep`] calls may not come for a long time. Same
-    /// conditions and result as that.
+    /// Sweeps if an idle sweep is due now, or if there are many handles;
+    /// returns whether it swept. As [`TopicCache::sweep`], but it reads the
+    /// clock at every call: for a worker with nothing to do, or one whose
+    /// hand-overs are few (`batch_size`).
     pub(crate) fn sweep_if_due(&mut self) -> bool {
         if self.entries.len() < self.sweep_at && Instant::now() < self.idle_sweep_at {
             return false;

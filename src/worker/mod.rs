@@ -285,15 +285,17 @@ impl Core {
     }
 
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
-    /// rest held, in order. `now`: the timer clock, if the caller read it
-    /// (else it is read if a sticky partition needs it); `by_producer`: a
-    /// producer's round, for the statistics.
+    /// rest held, in order; then bounds the tables with `sweep`
+    /// ([`Core::bound_tables`]). `now`: the timer clock, if the caller read
+    /// it (else it is read if a sticky partition needs it); `by_producer`:
+    /// a producer's round, for the statistics.
     fn hand_over(
         &mut self,
         shared: &impl Host,
         remote: &Remote,
         now: Option<u64>,
         by_producer: bool,
+        sweep: fn(&mut TopicCache) -> bool,
     ) {
         let Core {
             native,
@@ -344,7 +346,7 @@ impl Core {
             native.purge_if_shut_out();
         }
         remote.count_hand_over(counts);
-        self.bound_tables(remote, TopicCache::sweep);
+        self.bound_tables(remote, sweep);
     }
 
     /// Sweeps the topic handles (`sweep`: [`TopicCache::sweep`] after a
@@ -420,7 +422,7 @@ pub(crate) fn producer_round(core: &mut Option<Core>, shared: &impl Host, remote
         }
         placed
     });
-    core.hand_over(shared, remote, Some(now), true);
+    core.hand_over(shared, remote, Some(now), true, TopicCache::sweep);
     core.unplaced = unplaced;
     unplaced.is_some() || core.batches.held() > 0 || !remote.ring.is_empty()
 }
@@ -584,7 +586,14 @@ impl<C: Host + 'static> Worker<C> {
         core.forced = forced && !core.waiting.is_empty();
         if core.batches.held() > 0 {
             if due {
-                core.hand_over(shared, remote, None, false);
+                // With `batch_size`, records are held between hand-overs, so
+                // the idle round rarely may sweep: each hand-over (one per
+                // batch at most) looks at the clock.
+                let sweep = match self.config.batch_size {
+                    None => TopicCache::sweep,
+                    Some(_) => TopicCache::sweep_if_due,
+                };
+                core.hand_over(shared, remote, None, false, sweep);
                 if core.batches.held() > 0 {
                     return AfterRound::Full;
                 }
@@ -607,7 +616,7 @@ impl<C: Host + 'static> Worker<C> {
         // Idle: no hand-over may come for a long time, so the idle sweep
         // is done here, and the worker wakes for the next one; but records
         // held for `batch_size` keep every handle (the timer wakes the
-        // worker for their hand-over, which sweeps).
+        // worker for their hand-over, which sweeps if one is due).
         core.bound_tables(remote, TopicCache::sweep_if_due);
         AfterRound::Idle((held == 0).then(|| core.topics.next_idle_sweep()).flatten())
     }
