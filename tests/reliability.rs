@@ -583,16 +583,16 @@ fn a_producer_gone_quiet_lets_go_of_every_topic_handle() {
     });
 }
 
-/// This process's CPU time (user + system), from `/proc/self/stat`.
+/// This process's CPU time (user + system), from `getrusage`.
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // The fields after the command name (which is in parentheses and may
-    // hold spaces): utime and stime are the 12th and 13th, in clock ticks.
-    let after_name = &stat[stat.rfind(')').expect("stat's command name") + 2..];
-    let field = |i: usize| -> u64 { after_name.split(' ').nth(i).unwrap().parse().unwrap() };
-    // SAFETY: sysconf only reads a configuration value.
-    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_millis((field(11) + field(12)) * 1000 / ticks_per_second)
+    // SAFETY: getrusage only writes into the zeroed struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 #[test]

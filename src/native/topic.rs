@@ -104,8 +104,20 @@ const SWEEP_AT_LEAST: usize = 256;
 /// evicted even when there are few.
 const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-/// Sweeps asked for between two looks at the clock for an idle sweep.
+/// Sweeps asked for between two looks at the clock for an idle sweep
+/// ([`Clock::Amortized`]).
 const SWEEP_CLOCK_EVERY: u32 = 64;
+
+/// How [`TopicCache::sweep`] looks at the clock for an idle sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Clock {
+    /// Once per [`SWEEP_CLOCK_EVERY`] calls: after each hand-over of a
+    /// worker that hands over often.
+    Amortized,
+    /// At every call: for a worker with nothing to do, or one whose
+    /// hand-overs are few (`batch_size`).
+    Now,
+}
 
 /// librdkafka's `RD_KAFKA_PARTITION_UA`: let the partitioner choose.
 pub(crate) const UNASSIGNED: i32 = -1;
@@ -155,9 +167,9 @@ pub(crate) struct TopicInfo {
 /// twice those used between two sweeps, and at most [`SWEEP_AT_LEAST`]
 /// more. A handle idle for two idle sweeps (5 to 10 s) is gone, whatever
 /// the record rate: a busy worker looks at the clock every
-/// [`SWEEP_CLOCK_EVERY`] hand-overs ([`TopicCache::sweep`]), an idle one
-/// each time it goes idle and at [`TopicCache::next_idle_sweep`], which it
-/// sleeps no longer than ([`TopicCache::sweep_if_due`]). With
+/// [`SWEEP_CLOCK_EVERY`] hand-overs ([`Clock::Amortized`]), an idle one
+/// each time it goes idle ([`Clock::Now`]) and at
+/// [`TopicCache::next_idle_sweep`], which it sleeps no longer than. With
 /// `batch_size`, records are held between hand-overs and no sweep may run
 /// while any is: the worker then looks at the clock at each of its
 /// hand-overs, so a handle goes within about two of the longer of 5 s and
@@ -382,37 +394,14 @@ impl TopicCache {
         &self.entries[index as usize].handle
     }
 
-    /// When there are many handles, drops those not used since the last
-    /// sweep. Handle indices change: call it only while no batch refers to
-    /// one. Returns whether it swept.
-    pub(crate) fn sweep(&mut self) -> bool {
-        if self.entries.len() < self.sweep_at && !self.idle_sweep_due() {
+    /// When there are many handles, or an idle sweep is due (the clock
+    /// read as `clock` says), drops those not used since the last sweep.
+    /// Handle indices change: call it only while no batch refers to one.
+    /// Returns whether it swept.
+    pub(crate) fn sweep(&mut self, clock: Clock) -> bool {
+        if self.entries.len() < self.sweep_at && !self.idle_sweep_due(clock) {
             return false;
         }
-        self.evict_idle();
-        true
-    }
-
-    /// Sweeps if an idle sweep is due now, or if there are many handles;
-    /// returns whether it swept. As [`TopicCache::sweep`], but it reads the
-    /// clock at every call: for a worker with nothing to do, or one whose
-    /// hand-overs are few (`batch_size`).
-    pub(crate) fn sweep_if_due(&mut self) -> bool {
-        if self.entries.len() < self.sweep_at && Instant::now() < self.idle_sweep_at {
-            return false;
-        }
-        self.evict_idle();
-        true
-    }
-
-    /// When the next idle sweep is due, if a sweep could drop a handle (no
-    /// handle, nothing to drop).
-    pub(crate) fn next_idle_sweep(&self) -> Option<Instant> {
-        (!self.entries.is_empty()).then_some(self.idle_sweep_at)
-    }
-
-    /// Drops the handles not used since the last sweep.
-    fn evict_idle(&mut self) {
         self.asked = 0;
         self.idle_sweep_at = Instant::now() + IDLE_SWEEP_EVERY;
         let entries = std::mem::take(&mut self.entries);
@@ -432,16 +421,24 @@ impl TopicCache {
             .collect();
         self.last = None;
         self.sweep_at = (self.entries.len() * 2).max(SWEEP_AT_LEAST);
+        true
     }
 
-    /// Whether an idle sweep is due (the clock is read once per
-    /// [`SWEEP_CLOCK_EVERY`] calls).
-    fn idle_sweep_due(&mut self) -> bool {
-        self.asked += 1;
-        if self.asked < SWEEP_CLOCK_EVERY {
-            return false;
+    /// When the next idle sweep is due, if a sweep could drop a handle (no
+    /// handle, nothing to drop).
+    pub(crate) fn next_idle_sweep(&self) -> Option<Instant> {
+        (!self.entries.is_empty()).then_some(self.idle_sweep_at)
+    }
+
+    /// Whether an idle sweep is due, the clock read as `clock` says.
+    fn idle_sweep_due(&mut self, clock: Clock) -> bool {
+        if clock == Clock::Amortized {
+            self.asked += 1;
+            if self.asked < SWEEP_CLOCK_EVERY {
+                return false;
+            }
+            self.asked = 0;
         }
-        self.asked = 0;
         Instant::now() >= self.idle_sweep_at
     }
 

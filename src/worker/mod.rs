@@ -60,7 +60,7 @@ use crate::native::handover::{BatchCall, Target};
 use crate::native::metadata::TopicMetadata;
 use crate::native::partitioner::KeyHash;
 use crate::native::reports::Reports;
-use crate::native::topic::{TopicCache, TopicInfo, STICKY, UNASSIGNED};
+use crate::native::topic::{Clock, TopicCache, TopicInfo, STICKY, UNASSIGNED};
 use crate::record::Record;
 use crate::sync::Arc;
 use crate::worker::batch::{BatchKey, Batches};
@@ -285,8 +285,8 @@ impl Core {
     }
 
     /// Hands every batch to librdkafka; stops at a full queue and keeps the
-    /// rest held, in order; then bounds the tables with `sweep`
-    /// ([`Core::bound_tables`]). `now`: the timer clock, if the caller read
+    /// rest held, in order; then bounds the tables, looking at the clock as
+    /// `clock` says ([`Core::bound_tables`]). `now`: the timer clock, if the caller read
     /// it (else it is read if a sticky partition needs it); `by_producer`:
     /// a producer's round, for the statistics.
     fn hand_over(
@@ -295,7 +295,7 @@ impl Core {
         remote: &Remote,
         now: Option<u64>,
         by_producer: bool,
-        sweep: fn(&mut TopicCache) -> bool,
+        clock: Clock,
     ) {
         let Core {
             native,
@@ -346,16 +346,16 @@ impl Core {
             native.purge_if_shut_out();
         }
         remote.count_hand_over(counts);
-        self.bound_tables(remote, sweep);
+        self.bound_tables(remote, clock);
     }
 
-    /// Sweeps the topic handles (`sweep`: [`TopicCache::sweep`] after a
-    /// hand-over, [`TopicCache::sweep_if_due`] when idle) and forgets the
-    /// batch keys after a sweep or when there are many, if nothing is held:
-    /// nothing refers to a topic index or a batch key then.
-    fn bound_tables(&mut self, remote: &Remote, sweep: fn(&mut TopicCache) -> bool) {
+    /// Sweeps the topic handles ([`TopicCache::sweep`], looking at the
+    /// clock as `clock` says) and forgets the batch keys after a sweep or
+    /// when there are many, if nothing is held: nothing refers to a topic
+    /// index or a batch key then.
+    fn bound_tables(&mut self, remote: &Remote, clock: Clock) {
         let nothing_held = self.batches.held() == 0 && self.waiting.is_empty();
-        if nothing_held && (sweep(&mut self.topics) || self.batches.keys() > MAX_BATCH_KEYS) {
+        if nothing_held && (self.topics.sweep(clock) || self.batches.keys() > MAX_BATCH_KEYS) {
             self.batches.forget_keys();
         }
         remote.held_topics(self.topics.len());
@@ -422,7 +422,7 @@ pub(crate) fn producer_round(core: &mut Option<Core>, shared: &impl Host, remote
         }
         placed
     });
-    core.hand_over(shared, remote, Some(now), true, TopicCache::sweep);
+    core.hand_over(shared, remote, Some(now), true, Clock::Amortized);
     core.unplaced = unplaced;
     unplaced.is_some() || core.batches.held() > 0 || !remote.ring.is_empty()
 }
@@ -589,11 +589,11 @@ impl<C: Host + 'static> Worker<C> {
                 // With `batch_size`, records are held between hand-overs, so
                 // the idle round rarely may sweep: each hand-over (one per
                 // batch at most) looks at the clock.
-                let sweep = match self.config.batch_size {
-                    None => TopicCache::sweep,
-                    Some(_) => TopicCache::sweep_if_due,
+                let clock = match self.config.batch_size {
+                    None => Clock::Amortized,
+                    Some(_) => Clock::Now,
                 };
-                core.hand_over(shared, remote, None, false, sweep);
+                core.hand_over(shared, remote, None, false, clock);
                 if core.batches.held() > 0 {
                     return AfterRound::Full;
                 }
@@ -617,7 +617,7 @@ impl<C: Host + 'static> Worker<C> {
         // is done here, and the worker wakes for the next one; but records
         // held for `batch_size` keep every handle (the timer wakes the
         // worker for their hand-over, which sweeps if one is due).
-        core.bound_tables(remote, TopicCache::sweep_if_due);
+        core.bound_tables(remote, Clock::Now);
         AfterRound::Idle((held == 0).then(|| core.topics.next_idle_sweep()).flatten())
     }
 }
